@@ -1,0 +1,145 @@
+// Command llm-worker-rbee serves one model with llama.cpp over simple HTTP.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rbee/rbee/internal/engine"
+	"github.com/rbee/rbee/internal/gguf"
+	"github.com/rbee/rbee/internal/httpapi"
+	"github.com/rbee/rbee/internal/llama"
+	"github.com/rbee/rbee/internal/worker"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "llm-worker-rbee: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("llm-worker-rbee", flag.ContinueOnError)
+	var (
+		model    = fs.String("model", "", "path to the `.gguf` model file (required)")
+		modelID  = fs.String("model-id", "", "model name reported to the queen (default: the file name without .gguf)")
+		host     = fs.String("host", "127.0.0.1", "address to listen on")
+		port     = fs.Int("port", 0, "port to listen on (0: any free port; the address is printed on stdout)")
+		id       = fs.String("worker-id", "", "worker id reported to the queen (default: random)")
+		hiveID   = fs.String("hive-id", "localhost", "id of the hive that owns this worker")
+		queenURL = fs.String("queen-url", "", "queen to send heartbeats to (empty: none)")
+		url      = fs.String("url", "", "URL the queen uses to reach this worker (default: http://HOST:PORT)")
+		threads  = fs.Int("threads", 0, "CPU threads for decoding (0: all cores)")
+		ctxSize  = fs.Int("ctx-size", 0, "context tokens per request (0: the model's, at most 4096)")
+		slots    = fs.Int("slots", 1, "requests decoded at once")
+		queueCap = fs.Int("queue", 16, "requests that may wait for a slot before new ones get 429")
+		device   = fs.String("device", "cpu", "device to run on")
+		verbose  = fs.Bool("verbose", false, "log llama.cpp's informational messages too")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: llm-worker-rbee --model M.gguf [--port N] [flags]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	switch {
+	case *model == "":
+		return errors.New("--model is required")
+	case *device != "cpu":
+		return fmt.Errorf("device %q is not supported by this build (cpu only)", *device)
+	case *slots < 1 || *slots > 64:
+		return fmt.Errorf("--slots must be from 1 to 64, got %d", *slots)
+	case *port < 0 || *port > 65535:
+		return fmt.Errorf("--port must be from 0 to 65535, got %d", *port)
+	}
+	token := os.Getenv("RBEE_WORKER_TOKEN")
+	if err := httpapi.CheckBind(*host, token != ""); err != nil {
+		return fmt.Errorf("%v (set RBEE_WORKER_TOKEN)", err)
+	}
+
+	// Check the header in Go before llama.cpp reads a byte of the file.
+	f, err := gguf.Check(*model)
+	if err != nil {
+		return err
+	}
+	if err := f.RequireWeights(); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	if *url == "" {
+		*url = "http://" + addr
+	}
+	if *id == "" {
+		*id = fmt.Sprintf("worker-%d", os.Getpid())
+	}
+	// The hive reads this line to learn the port when it passed --port 0.
+	fmt.Printf("listening http://%s\n", addr)
+
+	if *threads <= 0 {
+		*threads = runtime.NumCPU()
+	}
+	if *modelID == "" {
+		*modelID = strings.TrimSuffix(filepath.Base(*model), ".gguf")
+	}
+	w := worker.New(worker.Config{
+		WorkerID:  *id,
+		HiveID:    *hiveID,
+		ModelName: *modelID,
+		ModelSize: f.FileSize,
+		URL:       *url,
+		QueenURL:  *queenURL,
+		Token:     token,
+		Loopback:  httpapi.IsLoopback(*host),
+		Slots:     *slots,
+		QueueCap:  *queueCap,
+		Load: func(progress func(float32)) (engine.Model, error) {
+			return llama.Load(*model, llama.Options{
+				Threads: *threads, CtxSize: *ctxSize, Slots: *slots, Verbose: *verbose,
+				Progress: func(p float32) bool { progress(p); return true },
+			})
+		},
+	})
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv := httpapi.NewServer(w.Handler())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpapi.Serve(ctx, srv, ln, 5*time.Second) }()
+
+	slog.Info("loading model", "model", *model, "worker", *id, "addr", addr)
+	runErr := make(chan error, 1)
+	go func() { runErr <- w.Run(ctx) }()
+	select {
+	case err := <-runErr:
+		stop()
+		<-serveErr
+		return err
+	case err := <-serveErr:
+		stop()
+		<-runErr
+		return err
+	}
+}

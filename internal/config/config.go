@@ -1,0 +1,80 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is config.toml. Every field is optional.
+type Config struct {
+	QueenHost string `toml:"queen_host"` // where the queen listens (default 127.0.0.1)
+	QueenPort int    `toml:"queen_port"` // default 7833
+	// QueenToken, when set, is required by the queen on every request and
+	// is what allows it to listen on a non-loopback address.
+	QueenToken string `toml:"queen_token"`
+}
+
+// Load reads config.toml from ConfigDir; a missing file is the defaults.
+func Load() (Config, error) {
+	dir, err := ConfigDir()
+	if err != nil {
+		return Config{}, err
+	}
+	return LoadFile(filepath.Join(dir, "config.toml"))
+}
+
+// LoadFile reads one config file; a missing file is the defaults. Unknown
+// keys are an error, so a misspelt setting does not pass silently.
+func LoadFile(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c.withDefaults(), nil
+	}
+	if err != nil {
+		return c, err
+	}
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%s: %v", path, err)
+	}
+	if c.QueenPort < 0 || c.QueenPort > 65535 {
+		return c, fmt.Errorf("%s: queen_port %d is not a port", path, c.QueenPort)
+	}
+	return c.withDefaults(), nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.QueenHost == "" {
+		c.QueenHost = "127.0.0.1"
+	}
+	if c.QueenPort == 0 {
+		c.QueenPort = DefaultQueenPort
+	}
+	return c
+}
+
+// QueenURL is the URL the CLI uses: flag, else $RBEE_QUEEN_URL, else the
+// configured host and port.
+func (c Config) QueenURL(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if u := os.Getenv("RBEE_QUEEN_URL"); u != "" {
+		return u
+	}
+	host := c.QueenHost
+	if host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(c.QueenPort))
+}

@@ -1,0 +1,71 @@
+// Package engine is the interface between the worker and whatever runs the
+// model. The llama package implements it with llama.cpp; the fake package
+// implements it in pure Go so that everything above the engine can be tested
+// with CGO_ENABLED=0.
+package engine
+
+import (
+	"context"
+	"errors"
+)
+
+// Token is a vocabulary id.
+type Token = int32
+
+// Sampling holds the sampler settings of one sequence. Temperature 0 is
+// greedy decoding; zero values of the others switch them off.
+type Sampling struct {
+	Temperature       float32
+	TopK              int32
+	TopP              float32
+	MinP              float32
+	RepetitionPenalty float32
+	PenaltyLastN      int32
+	Seed              uint32
+}
+
+// ErrContextFull is returned when a sequence has used its whole context.
+var ErrContextFull = errors.New("context window is full")
+
+// Info describes a loaded model.
+type Info struct {
+	Path        string
+	Description string // e.g. "llama 260K all F32"
+	CtxSize     int    // tokens each sequence may hold
+	CtxTrain    int    // context length the model was trained with
+	VocabSize   int
+	Params      uint64
+	SizeBytes   uint64
+	Device      string
+}
+
+// Model is a loaded model. Tokenize, Piece and IsEOG are safe for concurrent
+// use; sequences are not shared between goroutines.
+type Model interface {
+	Info() Info
+	// Tokenize turns text into tokens, adding the model's BOS token when its
+	// metadata asks for one and parsing special-token text.
+	Tokenize(text string) ([]Token, error)
+	// Piece is the text bytes of one token. Bytes of one UTF-8 character may
+	// be split across tokens.
+	Piece(t Token) []byte
+	// IsEOG reports whether t ends generation.
+	IsEOG(t Token) bool
+	// NewSequence starts an empty sequence with its own sampler.
+	NewSequence(s Sampling) (Sequence, error)
+	Close() error
+}
+
+// Sequence is one stream of tokens in the model's context.
+type Sequence interface {
+	// Prefill evaluates the prompt. It checks ctx between batches so that a
+	// long prompt can be abandoned.
+	Prefill(ctx context.Context, prompt []Token) error
+	// Sample picks the next token from the last evaluated position.
+	Sample() Token
+	// Decode appends t and evaluates it, making the next Sample possible.
+	Decode(t Token) error
+	// Len is the number of tokens in the sequence.
+	Len() int
+	Close()
+}

@@ -1,0 +1,121 @@
+// Package generate runs one generation on an engine sequence: prompt
+// evaluation, the token loop, stop sequences, UTF-8-safe text pieces,
+// cancellation and timings. It knows nothing of HTTP.
+package generate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rbee/rbee/internal/engine"
+	"github.com/rbee/rbee/internal/wire"
+)
+
+// Request is one generation, already validated and tokenized.
+type Request struct {
+	Prompt    []engine.Token
+	MaxTokens int
+	Sampling  engine.Sampling
+	Stop      []string
+}
+
+// Result summarises a finished generation.
+type Result struct {
+	StopReason string
+	TokensIn   int
+	TokensOut  int
+	Timings    wire.Timings
+}
+
+// Run generates on a new sequence of m and calls emit with each text piece.
+// A cancelled ctx ends the run after the token in flight, with stop reason
+// "cancelled" and a nil error. emit errors end the run and are returned.
+func Run(ctx context.Context, m engine.Model, req Request, emit func(text string) error) (Result, error) {
+	start := time.Now()
+	res := Result{TokensIn: len(req.Prompt)}
+	if req.MaxTokens < 1 {
+		return res, fmt.Errorf("max_tokens must be at least 1, got %d", req.MaxTokens)
+	}
+	seq, err := m.NewSequence(req.Sampling)
+	if err != nil {
+		return res, err
+	}
+	defer seq.Close()
+
+	if err := seq.Prefill(ctx, req.Prompt); err != nil {
+		if ctx.Err() != nil {
+			res.StopReason = wire.StopCancelled
+			return res, nil
+		}
+		return res, err
+	}
+	prefilled := time.Now()
+
+	out := textOut{stops: req.Stop}
+	var first, last time.Time
+	stop := func(reason string) (Result, error) {
+		if reason != wire.StopSequence && reason != wire.StopCancelled {
+			if s := out.flush(); s != "" {
+				if err := emit(s); err != nil {
+					return res, err
+				}
+			}
+		}
+		res.StopReason = reason
+		res.Timings = timings(start, prefilled, first, last, res)
+		return res, nil
+	}
+	for {
+		if ctx.Err() != nil {
+			return stop(wire.StopCancelled)
+		}
+		tok := seq.Sample()
+		if m.IsEOG(tok) {
+			return stop(wire.StopEOS)
+		}
+		last = time.Now()
+		if res.TokensOut == 0 {
+			first = last
+		}
+		res.TokensOut++
+		text, stopped := out.add(m.Piece(tok))
+		if text != "" {
+			if err := emit(text); err != nil {
+				return res, err
+			}
+		}
+		if stopped {
+			return stop(wire.StopSequence)
+		}
+		if res.TokensOut >= req.MaxTokens {
+			return stop(wire.StopMaxTokens)
+		}
+		if err := seq.Decode(tok); err != nil {
+			if errors.Is(err, engine.ErrContextFull) {
+				return stop(wire.StopContextLimit)
+			}
+			return res, err
+		}
+	}
+}
+
+func timings(start, prefilled, first, last time.Time, r Result) wire.Timings {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	t := wire.Timings{
+		PromptMs: ms(prefilled.Sub(start)),
+		TotalMs:  ms(time.Since(start)),
+	}
+	if t.PromptMs > 0 {
+		t.PromptTPS = float64(r.TokensIn) / (t.PromptMs / 1000)
+	}
+	if !first.IsZero() {
+		t.TTFTMs = ms(first.Sub(start))
+		t.DecodeMs = ms(last.Sub(first))
+		if r.TokensOut > 1 && t.DecodeMs > 0 {
+			t.DecodeTPS = float64(r.TokensOut-1) / (t.DecodeMs / 1000)
+		}
+	}
+	return t
+}

@@ -1,0 +1,260 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rbee/rbee/internal/sse"
+	"github.com/rbee/rbee/internal/wire"
+)
+
+// Bounds of the client. A stream may carry a few events after its terminal
+// one before [DONE]; a server that keeps talking past these bounds is cut off
+// rather than followed forever.
+const (
+	maxErrorBody       = 64 << 10
+	maxAfterTerminal   = 64
+	afterTerminalWait  = 5 * time.Second
+	cancelAfterTimeout = 5 * time.Second
+)
+
+// RemoteError is an error answered by a job server: a non-2xx HTTP answer
+// (Status set) or an error event on a stream (Status 0).
+type RemoteError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	msg := e.Message
+	if e.Code != "" {
+		msg += " (" + e.Code + ")"
+	}
+	if e.Status != 0 {
+		msg = fmt.Sprintf("HTTP %d: %s", e.Status, msg)
+	}
+	return msg
+}
+
+// Client talks the job protocol to a queen or a hive.
+type Client struct {
+	BaseURL string       // e.g. "http://127.0.0.1:7833"
+	HTTP    *http.Client // nil: http.DefaultClient; must not set a Timeout, streams are long
+	Token   string       // sent as "Authorization: Bearer" when set
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	return req, nil
+}
+
+func jobPath(jobID string) string { return "/v1/jobs/" + url.PathEscape(jobID) }
+
+// Submit posts op and returns the created job. A non-2xx answer is a
+// *RemoteError.
+func (c *Client) Submit(ctx context.Context, op wire.Operation) (wire.JobCreated, error) {
+	body, err := json.Marshal(op)
+	if err != nil {
+		return wire.JobCreated{}, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/jobs", bytes.NewReader(body))
+	if err != nil {
+		return wire.JobCreated{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return wire.JobCreated{}, fmt.Errorf("submit %s: %w", op.Operation, err)
+	}
+	defer closeBody(resp)
+	if resp.StatusCode/100 != 2 {
+		return wire.JobCreated{}, readRemoteError(resp)
+	}
+	var jc wire.JobCreated
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&jc); err != nil {
+		return wire.JobCreated{}, fmt.Errorf("submit %s: malformed answer: %w", op.Operation, err)
+	}
+	if jc.JobID == "" {
+		return wire.JobCreated{}, fmt.Errorf("submit %s: answer has no job_id", op.Operation)
+	}
+	return jc, nil
+}
+
+// Stream reads the events of a job, calls fn for each (terminal one
+// included) and returns the terminal event. An error event is returned as a
+// *RemoteError too. A stream that ends before its terminal event or its
+// [DONE] is an error wrapping io.ErrUnexpectedEOF: silence is never success.
+// An error from fn stops reading and is returned as is.
+func (c *Client) Stream(ctx context.Context, jobID string, fn func(wire.Event) error) (wire.Event, error) {
+	return c.StreamPath(ctx, jobPath(jobID)+"/stream", fn)
+}
+
+// StreamPath is Stream for a stream at any path of the server, such as the
+// sse_url a worker returns for an inference job.
+func (c *Client) StreamPath(ctx context.Context, path string, fn func(wire.Event) error) (wire.Event, error) {
+	// Our own cancel lets a server that never sends [DONE] after the terminal
+	// event be cut off without touching the caller's ctx.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, err := c.newRequest(rctx, http.MethodGet, path, nil)
+	if err != nil {
+		return wire.Event{}, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return wire.Event{}, fmt.Errorf("stream %s: %w", path, err)
+	}
+	defer resp.Body.Close() // never drained: the rest of a stream may be endless
+	if resp.StatusCode/100 != 2 {
+		return wire.Event{}, readRemoteError(resp)
+	}
+
+	if fn == nil {
+		fn = func(wire.Event) error { return nil }
+	}
+	var (
+		rd       = sse.NewReader(resp.Body)
+		terminal *wire.Event
+		after    int
+		n        int
+	)
+	for {
+		data, err := rd.Next()
+		switch {
+		case errors.Is(err, io.EOF): // [DONE]
+			if terminal == nil {
+				return wire.Event{}, fmt.Errorf("stream %s: [DONE] after %d events without a result, end or error event: %w", path, n, io.ErrUnexpectedEOF)
+			}
+			return finalResult(*terminal)
+		case err != nil:
+			if ctx.Err() != nil {
+				return wire.Event{}, fmt.Errorf("stream %s: %w", path, ctx.Err())
+			}
+			if terminal != nil && terminal.Type == wire.TypeError {
+				return finalResult(*terminal) // the job failed; that outranks a bad ending
+			}
+			if terminal != nil && rctx.Err() != nil {
+				return wire.Event{}, fmt.Errorf("stream %s: no [DONE] within %s of the %s event: %w", path, afterTerminalWait, terminal.Type, io.ErrUnexpectedEOF)
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				what := "without a result, end or error event"
+				if terminal != nil {
+					what = "after its " + terminal.Type + " event but before [DONE]"
+				}
+				return wire.Event{}, fmt.Errorf("stream %s: the stream was cut off after %d events %s: %w", path, n, what, io.ErrUnexpectedEOF)
+			}
+			return wire.Event{}, fmt.Errorf("stream %s: %w", path, err)
+		}
+		if terminal != nil {
+			// The terminal event ended the job; anything before [DONE] is
+			// not part of it.
+			if after++; after > maxAfterTerminal {
+				return wire.Event{}, fmt.Errorf("stream %s: %d events after the %s event and no [DONE]: %w", path, after, terminal.Type, io.ErrUnexpectedEOF)
+			}
+			continue
+		}
+		var ev wire.Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return wire.Event{}, fmt.Errorf("stream %s: malformed event %.80q: %w", path, data, err)
+		}
+		n++
+		if err := fn(ev); err != nil {
+			return ev, err
+		}
+		if ev.Terminal() {
+			terminal = &ev
+			t := time.AfterFunc(afterTerminalWait, cancel)
+			defer t.Stop()
+		}
+	}
+}
+
+func finalResult(ev wire.Event) (wire.Event, error) {
+	if ev.Type == wire.TypeError {
+		return ev, &RemoteError{Code: ev.Code, Message: ev.Message}
+	}
+	return ev, nil
+}
+
+// Cancel asks the server to cancel a job. A job that already finished is no
+// error; an unknown one is a *RemoteError with Status 404.
+func (c *Client) Cancel(ctx context.Context, jobID string) error {
+	req, err := c.newRequest(ctx, http.MethodDelete, jobPath(jobID), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("cancel %s: %w", jobID, err)
+	}
+	defer closeBody(resp)
+	if resp.StatusCode/100 != 2 {
+		return readRemoteError(resp)
+	}
+	return nil
+}
+
+// Run submits op and streams its events to fn (see Stream). When ctx is
+// cancelled meanwhile, it also cancels the remote job, best effort, so that
+// abandoning a job on this side stops it on the other.
+func (c *Client) Run(ctx context.Context, op wire.Operation, fn func(wire.Event) error) (wire.Event, error) {
+	jc, err := c.Submit(ctx, op)
+	if err != nil {
+		return wire.Event{}, err
+	}
+	ev, err := c.Stream(ctx, jc.JobID, fn)
+	if ctx.Err() != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelAfterTimeout)
+		_ = c.Cancel(cctx, jc.JobID)
+		cancel()
+	}
+	return ev, err
+}
+
+// readRemoteError builds a *RemoteError from a non-2xx answer, reading only a
+// bounded prefix of its body.
+func readRemoteError(resp *http.Response) error {
+	re := &RemoteError{Status: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var eb wire.ErrorBody
+	if json.Unmarshal(body, &eb) == nil && (eb.Error.Code != "" || eb.Error.Message != "") {
+		re.Code, re.Message = eb.Error.Code, eb.Error.Message
+	}
+	if re.Message == "" {
+		re.Message = http.StatusText(resp.StatusCode)
+	}
+	if re.Message == "" {
+		re.Message = resp.Status
+	}
+	return re
+}
+
+// closeBody drains a little of a finished answer so the connection can be
+// reused, without reading an unbounded body.
+func closeBody(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	_ = resp.Body.Close()
+}

@@ -1,0 +1,149 @@
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/rbee/rbee/internal/httpapi"
+	"github.com/rbee/rbee/internal/sse"
+	"github.com/rbee/rbee/internal/wire"
+)
+
+// MaxOperationBody bounds the body of POST /v1/jobs.
+const MaxOperationBody = 1 << 20
+
+// readBatch bounds how many events a subscriber copies per lock, so that
+// thousands of subscribers catching up do not starve the publisher.
+const readBatch = 64
+
+// Dispatch validates an operation and returns the function that runs it. It
+// returns an error (ideally a 400 *httpapi.Error) for an unknown or
+// malformed operation; no job is created then.
+type Dispatch = func(op wire.Operation) (run RunFunc, err error)
+
+// Mount registers the job protocol's endpoints on mux:
+// POST /v1/jobs, GET /v1/jobs/{id}/stream and DELETE /v1/jobs/{id}.
+func (r *Registry) Mount(mux *http.ServeMux, dispatch Dispatch) {
+	mux.Handle("POST /v1/jobs", httpapi.Handler(func(w http.ResponseWriter, req *http.Request) error {
+		return r.serveCreate(w, req, dispatch)
+	}))
+	mux.Handle("GET /v1/jobs/{id}/stream", httpapi.Handler(r.serveStream))
+	mux.Handle("DELETE /v1/jobs/{id}", httpapi.Handler(r.serveCancel))
+}
+
+func (r *Registry) serveCreate(w http.ResponseWriter, req *http.Request, dispatch Dispatch) error {
+	var op wire.Operation
+	if err := httpapi.DecodeJSON(w, req, MaxOperationBody, &op); err != nil {
+		return err
+	}
+	run, err := dispatch(op)
+	if err != nil {
+		return rejection(err)
+	}
+	if run == nil {
+		return httpapi.Errorf(http.StatusInternalServerError, wire.CodeInternal, "operation %q has no handler", op.Operation)
+	}
+	j, err := r.Create(op, run)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, wire.JobCreated{JobID: j.ID(), SSEURL: "/v1/jobs/" + j.ID() + "/stream"})
+	return nil
+}
+
+// rejection turns a dispatch error into an HTTP error. Dispatch only
+// validates, so an untyped error is the client's fault (400), not a 500.
+func rejection(err error) error {
+	var he *httpapi.Error
+	if errors.As(err, &he) && he != nil {
+		if he.Status < 400 || he.Status > 599 {
+			// httpapi.WriteError would pass this status to WriteHeader, which
+			// panics on anything below 100.
+			return &httpapi.Error{Status: http.StatusBadRequest, Code: he.Code, Message: he.Message, RetryAfter: he.RetryAfter}
+		}
+		return err
+	}
+	code, msg := errorCode(err)
+	if code == wire.CodeInternal {
+		code = wire.CodeBadRequest
+	}
+	return httpapi.Errorf(http.StatusBadRequest, code, "%s", msg)
+}
+
+func (r *Registry) serveCancel(w http.ResponseWriter, req *http.Request) error {
+	id := req.PathValue("id")
+	if !r.Cancel(id) {
+		return httpapi.NotFound("no job %q", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (r *Registry) serveStream(w http.ResponseWriter, req *http.Request) error {
+	id := req.PathValue("id")
+	j, ok := r.Get(id)
+	if !ok {
+		return httpapi.NotFound("no job %q", id)
+	}
+	j.attach()
+	defer j.detach()
+
+	sw := sse.NewWriter(w)
+	// Every write gets a fresh deadline: a reader that stops reading fills the
+	// TCP buffers, the write times out and this subscriber is dropped. The
+	// deadline is left set on return so that finishing the response is
+	// bounded too; net/http clears it before reusing the connection.
+	deadline := func() { _ = sw.SetWriteDeadline(time.Now().Add(r.opt.WriteTimeout)) }
+	ping := time.NewTimer(r.opt.PingInterval)
+	defer ping.Stop()
+
+	var (
+		pos   int64
+		batch = make([]event, 0, 16)
+	)
+	for {
+		var (
+			lost int64
+			done bool
+			wait <-chan struct{}
+		)
+		batch, pos, lost, done, wait = j.read(pos, batch[:0], readBatch)
+		if lost > 0 {
+			deadline()
+			ev := wire.NewError(CodeSlowReader, "the stream fell behind: events were dropped from the job's buffer before they were sent")
+			if data, err := json.Marshal(ev); err == nil && sw.Raw(wire.TypeError, data) == nil {
+				_ = sw.Done()
+			}
+			return nil
+		}
+		if len(batch) > 0 {
+			deadline()
+			for i, e := range batch {
+				if sw.Raw(e.typ, e.data) != nil {
+					return nil
+				}
+				batch[i] = event{} // do not pin dropped events until the next read
+			}
+			ping.Reset(r.opt.PingInterval)
+			continue
+		}
+		if done {
+			deadline()
+			_ = sw.Done()
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-ping.C:
+			deadline()
+			if sw.Ping() != nil {
+				return nil
+			}
+			ping.Reset(r.opt.PingInterval)
+		case <-req.Context().Done():
+			return nil
+		}
+	}
+}

@@ -1,0 +1,316 @@
+// Package llama is rbee's binding over llama.h, and the only package that
+// uses cgo. llama.cpp and ggml (CPU backend) are compiled from the Go module
+// github.com/ollama/ollama, which this package imports for that side effect;
+// the headers under include/ are copies of that module version's headers
+// (see include/README.md).
+package llama
+
+/*
+#cgo CPPFLAGS: -I${SRCDIR}/include
+#include <stdlib.h>
+#include "bridge.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/cgo"
+	"sync"
+	"unsafe"
+
+	"github.com/rbee/rbee/internal/engine"
+
+	_ "github.com/ollama/ollama/llama/llama.cpp/src"
+)
+
+// Options configure Load.
+type Options struct {
+	Threads   int // decode threads; 0 = runtime.NumCPU()
+	CtxSize   int // tokens per sequence; 0 = the trained length, capped at 4096
+	Slots     int // sequences held at once; 0 = 1
+	BatchSize int // prompt tokens per llama_decode; 0 = 512
+	Verbose   bool
+	// Progress is called while the weights load, with a fraction in [0,1].
+	// Returning false aborts the load.
+	Progress func(fraction float32) bool
+}
+
+var backendOnce sync.Once
+
+// Model is a model loaded by llama.cpp. It implements engine.Model.
+type Model struct {
+	model *C.struct_llama_model
+	vocab *C.struct_llama_vocab
+	ctx   *C.struct_llama_context
+	info  engine.Info
+
+	mu    sync.Mutex // serialises llama_decode and the shared batch
+	batch C.struct_llama_batch
+	nb    int
+	free  []C.llama_seq_id
+}
+
+var _ engine.Model = (*Model)(nil)
+
+//export goLoadProgress
+func goLoadProgress(p C.float, handle C.uintptr_t) C.bool {
+	fn := cgo.Handle(handle).Value().(func(float32) bool)
+	return C.bool(fn(float32(p)))
+}
+
+// Load loads the GGUF file at path. The caller must have checked the file's
+// header (package gguf) first: llama.cpp trusts what it reads.
+func Load(path string, opt Options) (*Model, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	backendOnce.Do(func() {
+		C.rbee_quiet_logs(boolInt(opt.Verbose))
+		C.llama_backend_init()
+	})
+	if opt.Threads <= 0 {
+		opt.Threads = runtime.NumCPU()
+	}
+	if opt.Slots <= 0 {
+		opt.Slots = 1
+	}
+	if opt.BatchSize <= 0 {
+		opt.BatchSize = 512
+	}
+
+	mp := C.llama_model_default_params()
+	mp.n_gpu_layers = 0
+	if opt.Progress != nil {
+		h := cgo.NewHandle(opt.Progress)
+		defer h.Delete()
+		C.rbee_set_progress(&mp, C.uintptr_t(h))
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	model := C.llama_model_load_from_file(cpath, mp)
+	if model == nil {
+		return nil, fmt.Errorf("llama.cpp could not load %s", path)
+	}
+
+	ctxTrain := int(C.llama_model_n_ctx_train(model))
+	if opt.CtxSize <= 0 {
+		opt.CtxSize = min(ctxTrain, 4096)
+	}
+	cp := C.llama_context_default_params()
+	cp.n_ctx = C.uint32_t(opt.CtxSize * opt.Slots)
+	cp.n_batch = C.uint32_t(opt.BatchSize)
+	cp.n_ubatch = C.uint32_t(opt.BatchSize)
+	cp.n_seq_max = C.uint32_t(opt.Slots)
+	cp.n_threads = C.int32_t(opt.Threads)
+	cp.n_threads_batch = C.int32_t(opt.Threads)
+	cp.no_perf = true
+	ctx := C.llama_init_from_model(model, cp)
+	if ctx == nil {
+		C.llama_model_free(model)
+		return nil, fmt.Errorf("llama.cpp could not create a context of %d tokens for %s", opt.CtxSize, path)
+	}
+
+	m := &Model{
+		model: model,
+		vocab: C.llama_model_get_vocab(model),
+		ctx:   ctx,
+		nb:    opt.BatchSize,
+		batch: C.llama_batch_init(C.int32_t(opt.BatchSize), 0, 1),
+	}
+	for i := opt.Slots - 1; i >= 0; i-- {
+		m.free = append(m.free, C.llama_seq_id(i))
+	}
+	var desc [256]C.char
+	C.llama_model_desc(model, &desc[0], C.size_t(len(desc)))
+	m.info = engine.Info{
+		Path:        path,
+		Description: C.GoString(&desc[0]),
+		CtxSize:     int(C.llama_n_ctx_seq(ctx)),
+		CtxTrain:    ctxTrain,
+		VocabSize:   int(C.llama_vocab_n_tokens(m.vocab)),
+		Params:      uint64(C.llama_model_n_params(model)),
+		SizeBytes:   uint64(C.llama_model_size(model)),
+		Device:      "cpu",
+	}
+	return m, nil
+}
+
+func boolInt(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Info describes the loaded model.
+func (m *Model) Info() engine.Info { return m.info }
+
+// Tokenize implements engine.Model.
+func (m *Model) Tokenize(text string) ([]engine.Token, error) {
+	ctext := C.CString(text)
+	defer C.free(unsafe.Pointer(ctext))
+	n := len(text) + 2
+	for range 2 {
+		toks := make([]engine.Token, n)
+		got := C.llama_tokenize(m.vocab, ctext, C.int32_t(len(text)),
+			(*C.llama_token)(unsafe.Pointer(&toks[0])), C.int32_t(n), true, true)
+		if got >= 0 {
+			return toks[:got], nil
+		}
+		n = int(-got)
+	}
+	return nil, errors.New("tokenizer disagreed with itself about the token count")
+}
+
+// Piece implements engine.Model.
+func (m *Model) Piece(t engine.Token) []byte {
+	var buf [64]C.char
+	n := C.llama_token_to_piece(m.vocab, C.llama_token(t), &buf[0], C.int32_t(len(buf)), 0, false)
+	if n >= 0 {
+		return C.GoBytes(unsafe.Pointer(&buf[0]), n)
+	}
+	big := make([]byte, -n)
+	n = C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&big[0])), C.int32_t(len(big)), 0, false)
+	if n < 0 {
+		return nil
+	}
+	return big[:n]
+}
+
+// IsEOG implements engine.Model.
+func (m *Model) IsEOG(t engine.Token) bool {
+	return bool(C.llama_vocab_is_eog(m.vocab, C.llama_token(t)))
+}
+
+// Close frees the context and the model. It must not be called while
+// sequences are in use.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx != nil {
+		C.llama_batch_free(m.batch)
+		C.llama_free(m.ctx)
+		C.llama_model_free(m.model)
+		m.ctx, m.model = nil, nil
+	}
+	return nil
+}
+
+// ErrNoSlot is returned by NewSequence when every slot holds a sequence.
+var ErrNoSlot = errors.New("no free sequence slot")
+
+// NewSequence implements engine.Model.
+func (m *Model) NewSequence(s engine.Sampling) (engine.Sequence, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.free) == 0 {
+		return nil, ErrNoSlot
+	}
+	id := m.free[len(m.free)-1]
+	m.free = m.free[:len(m.free)-1]
+	C.llama_memory_seq_rm(C.llama_get_memory(m.ctx), id, -1, -1)
+	return &sequence{m: m, id: id, smpl: newSampler(s)}, nil
+}
+
+func newSampler(s engine.Sampling) *C.struct_llama_sampler {
+	chain := C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
+	add := func(x *C.struct_llama_sampler) { C.llama_sampler_chain_add(chain, x) }
+	if s.RepetitionPenalty > 0 && s.RepetitionPenalty != 1 {
+		lastN := s.PenaltyLastN
+		if lastN == 0 {
+			lastN = 64
+		}
+		add(C.llama_sampler_init_penalties(C.int32_t(lastN), C.float(s.RepetitionPenalty), 0, 0))
+	}
+	if s.Temperature <= 0 {
+		add(C.llama_sampler_init_greedy())
+		return chain
+	}
+	if s.TopK > 0 {
+		add(C.llama_sampler_init_top_k(C.int32_t(s.TopK)))
+	}
+	if s.TopP > 0 && s.TopP < 1 {
+		add(C.llama_sampler_init_top_p(C.float(s.TopP), 1))
+	}
+	if s.MinP > 0 {
+		add(C.llama_sampler_init_min_p(C.float(s.MinP), 1))
+	}
+	add(C.llama_sampler_init_temp(C.float(s.Temperature)))
+	add(C.llama_sampler_init_dist(C.uint32_t(s.Seed)))
+	return chain
+}
+
+type sequence struct {
+	m    *Model
+	id   C.llama_seq_id
+	smpl *C.struct_llama_sampler
+	n    int
+	next engine.Token // sampled after the last decode
+}
+
+func (s *sequence) Len() int { return s.n }
+
+func (s *sequence) Prefill(ctx context.Context, prompt []engine.Token) error {
+	if s.n+len(prompt) > s.m.info.CtxSize {
+		return engine.ErrContextFull
+	}
+	for start := 0; start < len(prompt); start += s.m.nb {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		end := min(start+s.m.nb, len(prompt))
+		if err := s.decode(prompt[start:end], end == len(prompt)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sequence) decode(toks []engine.Token, wantLogits bool) error {
+	m := s.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, t := range toks {
+		logits := C.int8_t(0)
+		if wantLogits && i == len(toks)-1 {
+			logits = 1
+		}
+		C.rbee_batch_set(&m.batch, C.int(i), C.llama_token(t), C.llama_pos(s.n+i), s.id, logits)
+	}
+	m.batch.n_tokens = C.int32_t(len(toks))
+	if rc := C.llama_decode(m.ctx, m.batch); rc != 0 {
+		return fmt.Errorf("llama_decode failed with status %d", int(rc))
+	}
+	s.n += len(toks)
+	if wantLogits {
+		// Sample now, under the same lock: the next llama_decode of any
+		// sequence replaces the context's logits.
+		s.next = engine.Token(C.llama_sampler_sample(s.smpl, m.ctx, C.int32_t(len(toks)-1)))
+	}
+	return nil
+}
+
+func (s *sequence) Sample() engine.Token { return s.next }
+
+func (s *sequence) Decode(t engine.Token) error {
+	if s.n+1 > s.m.info.CtxSize {
+		return engine.ErrContextFull
+	}
+	return s.decode([]engine.Token{t}, true)
+}
+
+func (s *sequence) Close() {
+	m := s.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s.smpl != nil {
+		C.llama_sampler_free(s.smpl)
+		s.smpl = nil
+		C.llama_memory_seq_rm(C.llama_get_memory(m.ctx), s.id, -1, -1)
+		m.free = append(m.free, s.id)
+	}
+}

@@ -1,0 +1,59 @@
+package wire
+
+// InferenceRequest is what the queen posts to a worker's /v1/inference.
+// Pointer fields are optional: nil takes the worker's default.
+type InferenceRequest struct {
+	Prompt            string   `json:"prompt"`
+	MaxTokens         *int     `json:"max_tokens,omitempty"`
+	Temperature       *float64 `json:"temperature,omitempty"`
+	TopP              *float64 `json:"top_p,omitempty"`
+	TopK              *int     `json:"top_k,omitempty"`
+	MinP              *float64 `json:"min_p,omitempty"`
+	RepetitionPenalty *float64 `json:"repetition_penalty,omitempty"`
+	Seed              *uint32  `json:"seed,omitempty"`
+	Stop              []string `json:"stop,omitempty"`
+}
+
+// JobCreated answers a POST that created a job (worker inference or daemon job).
+type JobCreated struct {
+	JobID  string `json:"job_id"`
+	SSEURL string `json:"sse_url"`
+}
+
+// Worker states, as reported by /v1/ready and heartbeats.
+const (
+	StateLoading = "loading"
+	StateReady   = "ready"
+	StateBusy    = "busy"
+	StateError   = "error"
+	StateGone    = "gone" // set by the queen when heartbeats stop
+)
+
+// Ready is the answer of GET /v1/ready.
+type Ready struct {
+	Ready    bool   `json:"ready"`
+	State    string `json:"state"`
+	WorkerID string `json:"worker_id,omitempty"`
+	Model    string `json:"model,omitempty"`
+	CtxSize  int    `json:"ctx_size,omitempty"`
+	Slots    int    `json:"slots"`
+	Active   int    `json:"active"`
+	QueueLen int    `json:"queue_len"`
+	QueueCap int    `json:"queue_cap"`
+	Device   string `json:"device,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Heartbeat is what a worker posts to <queen>/v1/workers/heartbeat.
+type Heartbeat struct {
+	WorkerID string `json:"worker_id"`
+	HiveID   string `json:"hive_id"`
+	Model    string `json:"model"`
+	URL      string `json:"url"`
+	State    string `json:"state"`
+	Slots    int    `json:"slots"`
+	Active   int    `json:"active"`
+	QueueLen int    `json:"queue_len"`
+	Device   string `json:"device,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+}
