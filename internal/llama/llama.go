@@ -118,8 +118,13 @@ func Load(path string, opt Options) (*Model, error) {
 		model: model,
 		vocab: C.llama_model_get_vocab(model),
 		ctx:   ctx,
-		nb:    opt.BatchSize,
-		batch: C.llama_batch_init(C.int32_t(opt.BatchSize), 0, 1),
+		// llama.cpp may lower the batch size (never above the context).
+		nb: int(C.llama_n_batch(ctx)),
+	}
+	m.batch = C.llama_batch_init(C.int32_t(m.nb), 0, 1)
+	if m.nb <= 0 {
+		m.Close()
+		return nil, fmt.Errorf("llama.cpp chose a batch of %d tokens", m.nb)
 	}
 	for i := opt.Slots - 1; i >= 0; i-- {
 		m.free = append(m.free, C.llama_seq_id(i))

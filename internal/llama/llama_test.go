@@ -73,3 +73,80 @@ func equal(a, b []engine.Token) bool {
 	}
 	return true
 }
+
+// Two sequences decoded turn about give each the text it gets alone: the
+// slots keep their own KV cache and their own sampled token.
+func TestInterleavedSequences(t *testing.T) {
+	path := filepath.Join(sharedModels, "stories260K.gguf")
+	m, err := Load(path, Options{Threads: 1, CtxSize: 256, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	prompts := []string{"Once upon a time", "The dog"}
+	var want []string
+	for _, p := range prompts {
+		want = append(want, generate(t, m, p, 24, engine.Sampling{}))
+	}
+	seqs := make([]engine.Sequence, 2)
+	out := make([][]byte, 2)
+	for i, p := range prompts {
+		toks, _ := m.Tokenize(p)
+		if seqs[i], err = m.NewSequence(engine.Sampling{}); err != nil {
+			t.Fatal(err)
+		}
+		defer seqs[i].Close()
+		if err := seqs[i].Prefill(context.Background(), toks); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.NewSequence(engine.Sampling{}); err != ErrNoSlot {
+		t.Fatalf("third sequence: %v, want ErrNoSlot", err)
+	}
+	done := make([]bool, 2)
+	for step := 0; step < 24; step++ {
+		for i, s := range seqs {
+			if done[i] {
+				continue
+			}
+			tok := s.Sample()
+			if m.IsEOG(tok) {
+				done[i] = true
+				continue
+			}
+			out[i] = append(out[i], m.Piece(tok)...)
+			if err := s.Decode(tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range prompts {
+		if string(out[i]) != want[i] {
+			t.Errorf("sequence %d interleaved %q, alone %q", i, out[i], want[i])
+		}
+	}
+}
+
+func TestContextFull(t *testing.T) {
+	m, err := Load(filepath.Join(sharedModels, "stories260K.gguf"), Options{Threads: 1, CtxSize: 16, BatchSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	seq, _ := m.NewSequence(engine.Sampling{})
+	defer seq.Close()
+	long := make([]engine.Token, m.Info().CtxSize+1)
+	for i := range long {
+		long[i] = 300
+	}
+	if err := seq.Prefill(context.Background(), long); err != engine.ErrContextFull {
+		t.Fatalf("prefill past the context: %v", err)
+	}
+	// Exactly the context fits, in more than one batch, and then it is full.
+	if err := seq.Prefill(context.Background(), long[:m.Info().CtxSize]); err != nil {
+		t.Fatal(err)
+	}
+	if err := seq.Decode(300); err != engine.ErrContextFull {
+		t.Fatalf("decode past the context: %v", err)
+	}
+}
