@@ -38,6 +38,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/sse
 	$(GO) test -run '^$$' -fuzz '^FuzzTextOut$$' -fuzztime $(FUZZTIME) ./internal/generate
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateJob$$' -fuzztime $(FUZZTIME) ./internal/jobs
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzzminimizetime 0 -fuzztime $(FUZZTIME) ./internal/modelref
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHives$$' -fuzztime $(FUZZTIME) ./internal/config
 
 # Worker against the engine in-process on a 0.5B-parameter model.
 bench:

@@ -1,0 +1,115 @@
+// Command queen-rbee is the orchestrator daemon: the keeper's job server,
+// the worker registry, the scheduler that sends inference straight to
+// workers, and the keeper of the local hive.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/httpapi"
+	"github.com/rbee/rbee/internal/queen"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "queen-rbee: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("queen-rbee", flag.ContinueOnError)
+	var (
+		host          = fs.String("host", cfg.QueenHost, "address to listen on; a non-loopback one needs queen_token in config.toml")
+		port          = fs.Int("port", cfg.QueenPort, "port to listen on (0: any free port; the address is printed on stdout)")
+		workerTimeout = fs.Duration("worker-timeout", 8*time.Second, "heartbeat silence after which a worker is gone")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: queen-rbee [--host ADDR] [--port N] [--worker-timeout D]\n\n"+
+			"Defaults come from config.toml (queen_host, queen_port, queen_token) in $XDG_CONFIG_HOME/rbee.\n"+
+			"When queen_token is set, every endpoint but /health requires it as a bearer token.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	case *port < 0 || *port > 65535:
+		return fmt.Errorf("--port must be from 0 to 65535, got %d", *port)
+	case *workerTimeout <= 0:
+		return fmt.Errorf("--worker-timeout must be positive, got %s", *workerTimeout)
+	}
+	if err := httpapi.CheckBind(*host, cfg.QueenToken != ""); err != nil {
+		return err
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		return err
+	}
+	bound := ln.Addr().(*net.TCPAddr).Port
+	url, localURL := urls(*host, bound)
+	// Tests and the keeper read this line to learn the port of --port 0.
+	fmt.Printf("listening %s\n", url)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	q := queen.New(queen.Options{
+		URL:           url,
+		LocalURL:      localURL,
+		Token:         cfg.QueenToken,
+		Loopback:      httpapi.IsLoopback(*host),
+		WorkerTimeout: *workerTimeout,
+		Shutdown:      stop,
+	})
+	// Cancelling the jobs ends their streams, which lets the HTTP server's
+	// graceful shutdown finish instead of waiting out its grace.
+	go func() {
+		<-ctx.Done()
+		_ = q.Close()
+	}()
+	slog.Info("queen-rbee listening", "url", url, "worker_timeout", *workerTimeout, "token", cfg.QueenToken != "")
+	serveErr := httpapi.Serve(ctx, httpapi.NewServer(q.Handler()), ln, 5*time.Second)
+	// A job that outlives its cancellation or a hive that fails to stop is
+	// worth a line in the log, not a failed exit: the queen did stop.
+	if err := q.Close(); err != nil {
+		slog.Warn("shutdown was not clean", "err", err)
+	}
+	slog.Info("queen-rbee stopped")
+	return serveErr
+}
+
+// urls returns where clients reach the queen, and where processes on this
+// machine do: a wildcard bind is reachable on loopback.
+func urls(host string, port int) (public, local string) {
+	p := strconv.Itoa(port)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() || host == "" {
+		return "http://" + net.JoinHostPort("127.0.0.1", p), "http://" + net.JoinHostPort("127.0.0.1", p)
+	}
+	public = "http://" + net.JoinHostPort(host, p)
+	if httpapi.IsLoopback(host) {
+		return public, "http://" + net.JoinHostPort("127.0.0.1", p)
+	}
+	return public, public
+}

@@ -1,0 +1,72 @@
+// Command rbee-hive manages one machine for the queen: it spawns and stops
+// llm-worker-rbee processes and keeps the machine's model catalog.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/hive"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "rbee-hive: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("rbee-hive", flag.ContinueOnError)
+	var (
+		host      = fs.String("host", "127.0.0.1", "address to listen on (anything but loopback needs RBEE_HIVE_TOKEN)")
+		port      = fs.Int("port", config.DefaultHivePort, "port to listen on (0: any free port; the address is printed on stdout)")
+		hiveID    = fs.String("hive-id", "localhost", "this hive's id, reported by its workers")
+		queenURL  = fs.String("queen-url", "", "queen that workers send heartbeats to (empty: none)")
+		workerBin = fs.String("worker-binary", "", "llm-worker-rbee to run (default: next to rbee-hive, else on $PATH)")
+		verbose   = fs.Bool("verbose", false, "log debug messages too")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: rbee-hive [--host ADDR] [--port N] [--hive-id ID] [--queen-url URL] [--worker-binary PATH]\n\n")
+		fmt.Fprintf(fs.Output(), "Environment: RBEE_HIVE_TOKEN, when set, is required as a bearer token on every endpoint but /health.\n")
+		fmt.Fprintf(fs.Output(), "Models are catalogued under $XDG_DATA_HOME/rbee/models, worker logs go to $XDG_DATA_HOME/rbee/logs\n(default ~/.local/share/rbee).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return hive.Run(ctx, hive.Config{
+		Host:         *host,
+		Port:         *port,
+		HiveID:       *hiveID,
+		QueenURL:     *queenURL,
+		WorkerBinary: *workerBin,
+		Token:        os.Getenv("RBEE_HIVE_TOKEN"),
+		Logger:       log,
+		// A starter that asked for --port 0 reads the port from this line.
+		OnListen: func(addr net.Addr) { fmt.Printf("listening http://%s\n", addr) },
+	})
+}

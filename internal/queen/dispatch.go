@@ -1,0 +1,134 @@
+package queen
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/httpapi"
+	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/modelref"
+	"github.com/rbee/rbee/internal/queen/workers"
+	"github.com/rbee/rbee/internal/wire"
+)
+
+// localAlias is the hive on this machine, always present in hives.conf.
+const localAlias = "localhost"
+
+var knownOps = []string{
+	wire.OpStatus, wire.OpInfer,
+	wire.OpHiveInstall, wire.OpHiveUninstall, wire.OpHiveStart, wire.OpHiveStop,
+	wire.OpHiveList, wire.OpHiveGet, wire.OpHiveStatus, wire.OpHiveRefreshCapabilities,
+	wire.OpWorkerSpawn, wire.OpWorkerStop, wire.OpWorkerGet, wire.OpWorkerDelete, wire.OpWorkerList,
+	wire.OpModelDownload, wire.OpModelList, wire.OpModelGet, wire.OpModelDelete,
+}
+
+// devicePattern is what a worker may be asked to run on.
+var devicePattern = regexp.MustCompile(`^(cpu|(cuda|metal):[0-9]{1,3})$`)
+
+// dispatch validates an operation and picks what runs it. Everything wrong
+// with the request itself is a 400 here, before any job exists.
+func (s *Server) dispatch(op wire.Operation) (jobs.RunFunc, error) {
+	switch op.Operation {
+	case wire.OpStatus:
+		return s.runStatus, nil
+	case wire.OpInfer:
+		return s.prepareInfer(op)
+	case wire.OpHiveList:
+		return s.runHiveList, nil
+	case wire.OpHiveInstall, wire.OpHiveUninstall, wire.OpHiveStart, wire.OpHiveStop,
+		wire.OpHiveGet, wire.OpHiveStatus, wire.OpHiveRefreshCapabilities:
+		h, err := s.hive(op.Alias, "alias")
+		if err != nil {
+			return nil, err
+		}
+		return s.hiveOp(op.Operation, h), nil
+	case wire.OpWorkerSpawn:
+		if err := checkModel(op.Model); err != nil {
+			return nil, err
+		}
+		if op.Device != "" && !devicePattern.MatchString(op.Device) {
+			return nil, httpapi.BadRequest("device %.40q: want cpu, cuda:N or metal:N", op.Device)
+		}
+		return s.forwardTo(op, op.HiveID)
+	case wire.OpWorkerGet, wire.OpWorkerStop, wire.OpWorkerDelete:
+		if err := workers.CheckName("worker_id", op.WorkerID); err != nil {
+			return nil, httpapi.BadRequest("%v", err)
+		}
+		alias := op.HiveID
+		if alias == "" {
+			// The registry knows where a worker lives, so a person need
+			// not repeat the hive of a worker they see in status.
+			if w, ok := s.workers.Get(op.WorkerID); ok {
+				alias = w.HiveID
+			}
+		}
+		return s.forwardTo(op, alias)
+	case wire.OpWorkerList, wire.OpModelList:
+		if op.HiveID == "" {
+			return s.forwardAll(op), nil
+		}
+		return s.forwardTo(op, op.HiveID)
+	case wire.OpModelDownload, wire.OpModelGet, wire.OpModelDelete:
+		if err := checkModel(op.Model); err != nil {
+			return nil, err
+		}
+		return s.forwardTo(op, op.HiveID)
+	case "":
+		return nil, httpapi.BadRequest("operation is required; known operations: %s", strings.Join(knownOps, ", "))
+	}
+	return nil, httpapi.BadRequest("unknown operation %.64q; known operations: %s", op.Operation, strings.Join(knownOps, ", "))
+}
+
+func (s *Server) forwardTo(op wire.Operation, alias string) (jobs.RunFunc, error) {
+	h, err := s.hive(alias, "hive_id")
+	if err != nil {
+		return nil, err
+	}
+	return s.forward(h, op), nil
+}
+
+// hive finds a configured hive; an empty alias is the local one.
+func (s *Server) hive(alias, field string) (config.Hive, error) {
+	if alias == "" {
+		alias = localAlias
+	}
+	if !config.ValidAlias(alias) {
+		return config.Hive{}, httpapi.BadRequest("%s %.64q is not a hive alias: use letters, digits, '.', '_' and '-'", field, alias)
+	}
+	hives, err := s.opt.Hives()
+	if err != nil {
+		return config.Hive{}, httpapi.Errorf(http.StatusInternalServerError, wire.CodeInternal, "reading the hive list: %v", err)
+	}
+	h, ok := config.FindHive(hives, alias)
+	if !ok {
+		names := make([]string, len(hives))
+		for i, h := range hives {
+			names[i] = h.Alias
+		}
+		return config.Hive{}, httpapi.Errorf(http.StatusBadRequest, wire.CodeBadRequest,
+			"unknown hive %q: the configured hives are %s; add a \"Host %s\" entry to hives.conf", alias, strings.Join(names, ", "), alias)
+	}
+	return h, nil
+}
+
+func checkModel(model string) error {
+	if model == "" {
+		return httpapi.BadRequest("model is required: a catalog id, a path to a .gguf file, or hf:owner/repo[:file.gguf]")
+	}
+	if _, err := modelref.Parse(model); err != nil {
+		return httpapi.BadRequest("model: %v", err)
+	}
+	return nil
+}
+
+// modelNames are the names a worker serving model may report: its catalog
+// id, or the reference as given when a worker was started by hand.
+func modelNames(model string) []string {
+	ref, err := modelref.Parse(model)
+	if err != nil || ref.ID == model {
+		return []string{model}
+	}
+	return []string{ref.ID, model}
+}

@@ -1,0 +1,300 @@
+package queen
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rbee/rbee/internal/wire"
+)
+
+func inferOp(model, prompt string) wire.Operation {
+	n := 8
+	return wire.Operation{Operation: wire.OpInfer, Model: model, Prompt: prompt, MaxTokens: &n}
+}
+
+func TestInferRelaysTokensThenEnd(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	w := newFakeWorker(t, "w1", "d", "e", "f")
+	q.beat(t, w.heartbeat("alphabet", wire.StateReady, 0))
+
+	evs, err := q.run(t, inferOp("alphabet", "abc"))
+	if err != nil {
+		t.Fatalf("infer: %v", err)
+	}
+	var text strings.Builder
+	next := 0
+	for _, e := range evs {
+		if e.Type == wire.TypeToken {
+			if e.I != next {
+				t.Fatalf("token index %d, want %d", e.I, next)
+			}
+			next++
+			text.WriteString(e.T)
+		}
+	}
+	if text.String() != "def" {
+		t.Fatalf("text %q", text.String())
+	}
+	last := evs[len(evs)-1]
+	got, _ := json.Marshal(last)
+	want, _ := json.Marshal(w.end)
+	if string(got) != string(want) {
+		t.Fatalf("end event\n got  %s\n want %s", got, want)
+	}
+	if req := w.lastRequest(); req.Prompt != "abc" || *req.MaxTokens != 8 {
+		t.Fatalf("worker got %+v", req)
+	}
+	// The first token's index 0 survives the relay on the wire.
+	if evs[0].Type == wire.TypeNarration && evs[1].Type != wire.TypeToken {
+		t.Fatalf("events %v", evs)
+	}
+}
+
+// A worker reports its model by catalog id; a path names the same model.
+func TestInferMatchesModelByCatalogID(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	w := newFakeWorker(t, "w1", "x")
+	q.beat(t, w.heartbeat("stories260K", wire.StateReady, 0))
+	if _, err := q.run(t, inferOp("/models/stories260K.gguf", "Once")); err != nil {
+		t.Fatalf("infer by path: %v", err)
+	}
+}
+
+func TestInferPicksLeastBusy(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	busy := newFakeWorker(t, "busy", "a")
+	idle := newFakeWorker(t, "idle", "b")
+	other := newFakeWorker(t, "other", "c")
+	q.beat(t, idle.heartbeat("m", wire.StateReady, 0))
+	q.beat(t, busy.heartbeat("m", wire.StateBusy, 2)) // heard from last, but busier
+	q.beat(t, other.heartbeat("n", wire.StateReady, 0))
+	for range 3 {
+		if _, err := q.run(t, inferOp("m", "p")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if idle.requestCount() != 3 || busy.requestCount() != 0 || other.requestCount() != 0 {
+		t.Fatalf("requests: idle %d busy %d other %d", idle.requestCount(), busy.requestCount(), other.requestCount())
+	}
+	// Restricted to one worker, the busy one is used.
+	op := inferOp("m", "p")
+	op.WorkerID = "busy"
+	if _, err := q.run(t, op); err != nil || busy.requestCount() != 1 {
+		t.Fatalf("worker_id: %v, busy got %d", err, busy.requestCount())
+	}
+}
+
+func TestInferNoWorker(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	w := newFakeWorker(t, "w1", "x")
+	q.beat(t, w.heartbeat("other-model", wire.StateReady, 0))
+	_, err := q.run(t, inferOp("alphabet", "abc"))
+	if errorCode(err) != wire.CodeNoWorker || !strings.Contains(err.Error(), "rbee worker spawn -m alphabet") {
+		t.Fatalf("got %v", err)
+	}
+	op := inferOp("other-model", "abc")
+	op.HiveID = "gpu-box"
+	if _, err := q.run(t, op); errorCode(err) != wire.CodeNoWorker || !strings.Contains(err.Error(), "--hive gpu-box") {
+		t.Fatalf("hive restriction: %v", err)
+	}
+}
+
+// A spawn reports a worker ready before its ready heartbeat may arrive:
+// infer waits for a loading worker instead of failing.
+func TestInferWaitsForLoadingWorker(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	w := newFakeWorker(t, "w1", "x")
+	q.beat(t, w.heartbeat("m", wire.StateLoading, 0))
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		if err := q.Workers().Heartbeat(w.heartbeat("m", wire.StateReady, 0)); err != nil {
+			t.Error(err)
+		}
+	}()
+	evs, err := q.run(t, inferOp("m", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].Type != wire.TypeNarration || !strings.Contains(evs[0].Human, "loading") {
+		t.Fatalf("no waiting narration: %v", evs)
+	}
+}
+
+func TestInferWorkerGoneMidStream(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	w := newFakeWorker(t, "w1", "a", "b", "c", "d")
+	w.dropAfter.Store(2)
+	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	start := time.Now()
+	evs, err := q.run(t, inferOp("m", "p"))
+	if errorCode(err) != wire.CodeWorkerGone {
+		t.Fatalf("got %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("worker_gone took %s", d)
+	}
+	tokens := 0
+	for _, e := range evs {
+		if e.Type == wire.TypeToken {
+			tokens++
+		}
+	}
+	if tokens != 2 {
+		t.Fatalf("%d tokens relayed before the break, want 2", tokens)
+	}
+	wk, _ := q.Workers().Get("w1")
+	if wk.State != wire.StateGone || !strings.Contains(wk.GoneReason, "stream broke") {
+		t.Fatalf("worker not marked gone: %+v", wk)
+	}
+	// A gone worker gets no more requests until it heartbeats again.
+	if _, err := q.run(t, inferOp("m", "p")); errorCode(err) != wire.CodeNoWorker {
+		t.Fatalf("second infer: %v", err)
+	}
+	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w.dropAfter.Store(0)
+	if _, err := q.run(t, inferOp("m", "p")); err != nil {
+		t.Fatalf("after revival: %v", err)
+	}
+}
+
+// A worker on a machine that vanished keeps its stream open but stops
+// heartbeating: the registry's timeout ends the inference.
+func TestInferWorkerSilent(t *testing.T) {
+	q := newQueen(t, nil, func(o *Options) { o.WorkerTimeout = 200 * time.Millisecond })
+	w := newFakeWorker(t, "w1", "a")
+	w.hold = true
+	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	start := time.Now()
+	_, err := q.run(t, inferOp("m", "p"))
+	if errorCode(err) != wire.CodeWorkerGone || !strings.Contains(err.Error(), "no heartbeat") {
+		t.Fatalf("got %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("took %s", d)
+	}
+}
+
+func TestInferCancelStopsWorkerJob(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	w := newFakeWorker(t, "w1", "a")
+	w.hold = true
+	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+
+	ctx := context.Background()
+	jc, err := q.client.Submit(ctx, inferOp("m", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := q.client.Stream(ctx, jc.JobID, func(e wire.Event) error {
+			if e.Type == wire.TypeToken {
+				if err := q.client.Cancel(ctx, jc.JobID); err != nil {
+					t.Errorf("cancel: %v", err)
+				}
+			}
+			return nil
+		})
+		got <- err
+	}()
+	select {
+	case id := <-w.deletes:
+		if id != "inf-1" {
+			t.Fatalf("worker got DELETE of %q", id)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the worker job was not cancelled")
+	}
+	if err := <-got; errorCode(err) != wire.CodeCancelled {
+		t.Fatalf("stream ended with %v", err)
+	}
+}
+
+func TestInferDroppedClientStopsWorkerJob(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	w := newFakeWorker(t, "w1", "a")
+	w.hold = true
+	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	jc, err := q.client.Submit(ctx, inferOp("m", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go q.client.Stream(ctx, jc.JobID, func(e wire.Event) error {
+		if e.Type == wire.TypeToken {
+			cancel() // the keeper goes away mid-stream
+		}
+		return nil
+	})
+	select {
+	case <-w.deletes:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the worker job was not cancelled")
+	}
+	select {
+	case <-w.closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the worker stream was not closed")
+	}
+}
+
+// A worker that refuses connections is skipped for the next one.
+func TestInferSkipsDeadWorker(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	dead := newFakeWorker(t, "dead", "a")
+	live := newFakeWorker(t, "live", "b")
+	q.beat(t, live.heartbeat("m", wire.StateReady, 1))
+	q.beat(t, dead.heartbeat("m", wire.StateReady, 0))
+	dead.srv.Close()
+	if _, err := q.run(t, inferOp("m", "p")); err != nil {
+		t.Fatal(err)
+	}
+	if live.requestCount() != 1 {
+		t.Fatal("live worker not used")
+	}
+	if wk, _ := q.Workers().Get("dead"); wk.State != wire.StateGone {
+		t.Fatalf("dead worker: %+v", wk)
+	}
+}
+
+func TestInferFullWorkers(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	a := newFakeWorker(t, "a", "x")
+	b := newFakeWorker(t, "b", "y")
+	q.beat(t, a.heartbeat("m", wire.StateReady, 0))
+	q.beat(t, b.heartbeat("m", wire.StateBusy, 1))
+	a.full.Store(true)
+	if _, err := q.run(t, inferOp("m", "p")); err != nil || b.requestCount() != 1 {
+		t.Fatalf("full worker not skipped: %v", err)
+	}
+	b.full.Store(true)
+	_, err := q.run(t, inferOp("m", "p"))
+	if errorCode(err) != wire.CodeQueueFull || !strings.Contains(err.Error(), "try again") {
+		t.Fatalf("all full: %v", err)
+	}
+	if wk, _ := q.Workers().Get("a"); wk.State == wire.StateGone {
+		t.Fatal("a full worker was marked gone")
+	}
+}
+
+func TestInferValidation(t *testing.T) {
+	q := newQueen(t, nil, nil)
+	bad := -1
+	hot := 1000.0
+	for name, op := range map[string]wire.Operation{
+		"no model":      {Operation: wire.OpInfer, Prompt: "p"},
+		"bad model":     {Operation: wire.OpInfer, Model: "a b", Prompt: "p"},
+		"no prompt":     {Operation: wire.OpInfer, Model: "m"},
+		"max_tokens":    {Operation: wire.OpInfer, Model: "m", Prompt: "p", MaxTokens: &bad},
+		"temperature":   {Operation: wire.OpInfer, Model: "m", Prompt: "p", Temperature: &hot},
+		"bad worker id": {Operation: wire.OpInfer, Model: "m", Prompt: "p", WorkerID: "a\x00"},
+	} {
+		if _, err := q.client.Submit(context.Background(), op); httpStatus(err) != 400 {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package workers
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/rbee/rbee/internal/wire"
+)
+
+// MaxName bounds worker ids, hive ids and model names in heartbeats.
+const MaxName = 128
+
+// maxCount bounds slot and queue counts: anything larger is a broken or
+// hostile sender, and would skew the least-busy choice.
+const maxCount = 1 << 20
+
+// Validate checks a heartbeat from the network before the registry or the
+// scheduler trusts it: the queen will post prompts to its URL.
+func Validate(hb wire.Heartbeat) error {
+	for _, f := range []struct{ name, v string }{
+		{"worker_id", hb.WorkerID}, {"hive_id", hb.HiveID}, {"model", hb.Model},
+	} {
+		if err := CheckName(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if hb.Device != "" {
+		if err := CheckName("device", hb.Device); err != nil {
+			return err
+		}
+	}
+	switch hb.State {
+	case wire.StateLoading, wire.StateReady, wire.StateBusy, wire.StateError, wire.StateGone:
+	default:
+		return fmt.Errorf("state %q is not one of loading, ready, busy, error, gone", hb.State)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"slots", hb.Slots}, {"active", hb.Active}, {"queue_len", hb.QueueLen}} {
+		if f.v < 0 || f.v > maxCount {
+			return fmt.Errorf("%s must be from 0 to %d, got %d", f.name, maxCount, f.v)
+		}
+	}
+	if hb.PID < 0 {
+		return fmt.Errorf("pid must not be negative, got %d", hb.PID)
+	}
+	return CheckURL(hb.URL)
+}
+
+// CheckURL accepts an http(s) URL with a host and a port, and nothing else
+// (no user info, query or fragment).
+func CheckURL(s string) error {
+	if len(s) > 512 {
+		return fmt.Errorf("url is %d bytes; the limit is 512", len(s))
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("url %q: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("url %q: the scheme must be http or https", s)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("url %q: only scheme, host, port and path are allowed", s)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil || host == "" {
+		return fmt.Errorf("url %q: want host:port", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("url %q: %q is not a port", s, port)
+	}
+	return nil
+}
+
+// CheckName accepts a non-empty printable name of at most MaxName bytes, such
+// as a worker id; field names it in the error.
+func CheckName(field, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s is required", field)
+	}
+	if len(v) > MaxName {
+		return fmt.Errorf("%s is %d bytes; the limit is %d", field, len(v), MaxName)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
+	for _, c := range v {
+		if !unicode.IsPrint(c) {
+			return fmt.Errorf("%s %q contains a character that is not printable", field, v)
+		}
+	}
+	return nil
+}
