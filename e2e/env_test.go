@@ -1,0 +1,339 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rbee/rbee/internal/testmodel"
+	"github.com/rbee/rbee/internal/wire"
+)
+
+// env is one test's world: its own HOME and XDG directories, its own queen
+// and hive ports, and the alphabet model, so tests can run side by side.
+type env struct {
+	t        *testing.T
+	home     string
+	environ  []string
+	queenURL string
+	hiveURL  string
+	alphabet string // path of the alphabet model
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/exe"); err != nil {
+		t.Skip("needs /proc to find leftover processes")
+	}
+	home := t.TempDir()
+	qport, hport := freePort(t), freePort(t)
+	for qport == hport {
+		hport = freePort(t)
+	}
+	cfgDir := filepath.Join(home, "config", "rbee")
+	must(t, os.MkdirAll(cfgDir, 0o700))
+	must(t, os.WriteFile(filepath.Join(cfgDir, "config.toml"), fmt.Appendf(nil, "queen_port = %d\n", qport), 0o600))
+	must(t, os.WriteFile(filepath.Join(cfgDir, "hives.conf"), fmt.Appendf(nil, "Host localhost\n  HivePort %d\n", hport), 0o600))
+	e := &env{
+		t:        t,
+		home:     home,
+		queenURL: fmt.Sprintf("http://127.0.0.1:%d", qport),
+		hiveURL:  fmt.Sprintf("http://127.0.0.1:%d", hport),
+		alphabet: filepath.Join(home, "alpha.gguf"),
+	}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "HOME" || strings.HasPrefix(k, "XDG_") || strings.HasPrefix(k, "RBEE_") {
+			continue
+		}
+		e.environ = append(e.environ, kv)
+	}
+	e.environ = append(e.environ, "HOME="+home,
+		"XDG_CONFIG_HOME="+filepath.Join(home, "config"),
+		"XDG_DATA_HOME="+filepath.Join(home, "data"),
+		"XDG_CACHE_HOME="+filepath.Join(home, "cache"))
+	must(t, testmodel.WriteAlphabet(e.alphabet))
+	t.Cleanup(e.killLeftovers)
+	return e
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// storiesModel is the shared tiny trained model, whose long generations
+// give a test time to act mid-stream.
+func storiesModel(t *testing.T) string {
+	p, err := filepath.Abs("../../shared/models/stories260K.gguf")
+	if err == nil {
+		_, err = os.Stat(p)
+	}
+	if err != nil {
+		t.Skip("stories260K.gguf is not in ../../shared/models")
+	}
+	return p
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	took           time.Duration
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d after %s\n--- stdout\n%s--- stderr\n%s", r.code, r.took.Round(time.Millisecond), r.stdout, r.stderr)
+}
+
+func (r result) lastErrLine() string {
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// rbee runs the CLI to the end.
+func (e *env) rbee(args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := e.command(ctx, "rbee", args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String(), took: time.Since(start)}
+	if err != nil && cmd.ProcessState == nil {
+		e.t.Fatalf("rbee %q: %v", args, err)
+	}
+	return r
+}
+
+// mustRbee runs the CLI and fails the test unless it succeeds.
+func (e *env) mustRbee(args ...string) result {
+	e.t.Helper()
+	r := e.rbee(args...)
+	if r.code != 0 {
+		e.t.Fatalf("rbee %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+func (e *env) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, prog), args...)
+	cmd.Env = e.environ
+	cmd.Dir = e.home
+	return cmd
+}
+
+// streamingRbee is a CLI run in the background whose stdout the test
+// watches as it comes.
+type streamingRbee struct {
+	cmd     *exec.Cmd
+	started time.Time
+	first   chan struct{} // closed at the first byte on stdout
+	done    chan struct{} // closed when it has exited; then res is set
+
+	mu  sync.Mutex
+	out bytes.Buffer
+	res result
+}
+
+func (e *env) startRbee(args ...string) *streamingRbee {
+	e.t.Helper()
+	s := &streamingRbee{cmd: e.command(context.Background(), "rbee", args...), first: make(chan struct{}), done: make(chan struct{})}
+	var errb bytes.Buffer
+	s.cmd.Stderr = &errb
+	pipe, err := s.cmd.StdoutPipe()
+	must(e.t, err)
+	s.started = time.Now()
+	must(e.t, s.cmd.Start())
+	e.t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	})
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := pipe.Read(buf)
+			if n > 0 {
+				s.mu.Lock()
+				if s.out.Len() == 0 {
+					close(s.first)
+				}
+				s.out.Write(buf[:n])
+				s.mu.Unlock()
+			}
+			if err != nil {
+				break
+			}
+		}
+		_ = s.cmd.Wait()
+		s.mu.Lock()
+		s.res = result{code: s.cmd.ProcessState.ExitCode(), stdout: s.out.String(), stderr: errb.String(), took: time.Since(s.started)}
+		s.mu.Unlock()
+		close(s.done)
+	}()
+	return s
+}
+
+// waitFirst waits for the first byte of text.
+func (s *streamingRbee) waitFirst(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case <-s.first:
+	case <-s.done:
+		t.Fatalf("rbee ended before it printed anything: %s", s.res)
+	case <-time.After(within):
+		t.Fatalf("rbee printed nothing within %s", within)
+	}
+}
+
+// wait waits for the end of the run.
+func (s *streamingRbee) wait(t *testing.T, within time.Duration) result {
+	t.Helper()
+	select {
+	case <-s.done:
+		return s.res
+	case <-time.After(within):
+		t.Fatalf("rbee still runs %s later", within)
+		return result{}
+	}
+}
+
+// daemon starts one of the daemons directly, logging to the test's home.
+func (e *env) daemon(prog string, args ...string) *exec.Cmd {
+	e.t.Helper()
+	logf, err := os.Create(filepath.Join(e.home, prog+".out"))
+	must(e.t, err)
+	defer logf.Close()
+	cmd := e.command(context.Background(), prog, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	must(e.t, cmd.Start())
+	e.t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	return cmd
+}
+
+// answers reports whether something serves /health at base.
+func answers(base string) bool {
+	c := &http.Client{Timeout: time.Second}
+	resp, err := c.Get(base + "/health")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (e *env) waitAnswers(base string) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !answers(base) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("nothing answers at %s", base)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// leftovers lists the processes of the programs under test that run with
+// this test's HOME: anything a test or the CLI started and did not stop.
+func (e *env) leftovers() map[int]string {
+	found := map[int]string{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", d.Name(), "exe"))
+		if err != nil || !strings.HasPrefix(exe, binDir+string(filepath.Separator)) {
+			continue // zombies have no exe: they are dead
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
+		if err != nil || !bytes.Contains(append([]byte{0}, environ...), []byte("\x00HOME="+e.home+"\x00")) {
+			continue
+		}
+		found[pid] = filepath.Base(exe)
+	}
+	return found
+}
+
+// waitNoLeftovers fails the test if processes it started are still alive
+// after a few seconds.
+func (e *env) waitNoLeftovers() {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := e.leftovers()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("processes left behind: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *env) killLeftovers() {
+	for pid, name := range e.leftovers() {
+		e.t.Logf("killing leftover %s (pid %d)", name, pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// status is `rbee status --json`.
+func (e *env) status() wire.Status {
+	e.t.Helper()
+	r := e.mustRbee("status", "--json")
+	var st wire.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		e.t.Fatalf("status --json: %v\n%s", err, r)
+	}
+	return st
+}
+
+// workers is `rbee worker list --json`.
+func (e *env) workers() []wire.WorkerInfo {
+	e.t.Helper()
+	r := e.mustRbee("worker", "list", "--json")
+	var ws []wire.WorkerInfo
+	if err := json.Unmarshal([]byte(r.stdout), &ws); err != nil {
+		e.t.Fatalf("worker list --json: %v\n%s", err, r)
+	}
+	return ws
+}
+
+// log returns a daemon log of the test, for failure messages.
+func (e *env) log(name string) string {
+	b, _ := os.ReadFile(filepath.Join(e.home, "data", "rbee", "logs", name))
+	return string(b)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/modelref"
+	"github.com/rbee/rbee/internal/wire"
+)
+
+const defaultHive = "localhost"
+
+var modelView = view{
+	cols:  []string{"id", "hive_id", "size_bytes", "architecture", "parameters", "quantization", "context_length", "source"},
+	keys:  []string{"id", "hive_id", "source", "path", "size_bytes", "architecture", "parameters", "quantization", "context_length", "has_chat_template", "added_at", "last_used_at"},
+	empty: "no models",
+}
+
+func modelCommand(sub, op, summary string) *command {
+	return &command{
+		name:     "model " + sub,
+		synopsis: "MODEL [--hive ALIAS]",
+		summary:  summary,
+		help: `MODEL is a catalog id, a path to a .gguf file, or a Hugging Face reference
+hf:owner/repo[:file.gguf]. A relative path is taken from the current directory.`,
+		minArgs: 1, maxArgs: 1,
+		setup: func(a *App, fs *flag.FlagSet, g *globals) runFunc {
+			hive := fs.String("hive", defaultHive, "the `ALIAS` of the hive whose catalog to use")
+			return func(ctx context.Context, args []string) error {
+				if err := checkAlias(*hive); err != nil {
+					return err
+				}
+				model, err := a.modelArg(args[0], *hive)
+				if err != nil {
+					return err
+				}
+				return a.runAndPrint(ctx, g, wire.Operation{Operation: op, HiveID: *hive, Model: model}, modelView)
+			}
+		},
+	}
+}
+
+var modelListCommand = &command{
+	name:     "model list",
+	synopsis: "[--hive ALIAS]",
+	summary:  "list the models of a hive's catalog",
+	setup: func(a *App, fs *flag.FlagSet, g *globals) runFunc {
+		hive := fs.String("hive", "", "list only the catalog of the hive with this `ALIAS` (default: every hive)")
+		return func(ctx context.Context, args []string) error {
+			if *hive != "" {
+				if err := checkAlias(*hive); err != nil {
+					return err
+				}
+			}
+			return a.runAndPrint(ctx, g, wire.Operation{Operation: wire.OpModelList, HiveID: *hive}, modelView)
+		}
+	},
+}
+
+// modelArg checks a MODEL argument and makes a path absolute, since the
+// daemons that read it run in other directories. For the local hive a path
+// must name an existing file: saying so here beats a worker failing later.
+func (a *App) modelArg(s, hive string) (string, error) {
+	ref, err := modelref.Parse(s)
+	if err != nil {
+		return "", usagef("%v", err)
+	}
+	if ref.Kind != modelref.KindPath {
+		return s, nil
+	}
+	p := ref.Path
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("expanding %s: %w", s, err)
+		}
+		p = filepath.Join(home, rest)
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(a.Dir, p)
+	}
+	if hive == defaultHive || hive == "" {
+		st, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("model file %s does not exist", p)
+		case err != nil:
+			return "", fmt.Errorf("model file: %w", err)
+		case !st.Mode().IsRegular():
+			return "", fmt.Errorf("model file %s is not a regular file", p)
+		}
+	}
+	return p, nil
+}
+
+// modelID is the catalog id the daemons match a model reference by.
+func modelID(s string) string {
+	if ref, err := modelref.Parse(s); err == nil {
+		return ref.ID
+	}
+	return s
+}
+
+func checkAlias(alias string) error {
+	if !config.ValidAlias(alias) {
+		return usagef("hive alias %q: use letters, digits, '.', '_' and '-', not starting with '-' or '.'", alias)
+	}
+	return nil
+}

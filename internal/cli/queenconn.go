@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/wire"
+)
+
+// healthTimeout bounds one /health probe: a queen on this network answers in
+// milliseconds, and a probe is repeated while waiting for one to start.
+const healthTimeout = 2 * time.Second
+
+// queenConn is the queen a command talks to.
+type queenConn struct {
+	url   string // base URL without a trailing slash
+	token string
+	jobs  *jobs.Client
+	http  *http.Client // short requests: /health, /v1/shutdown
+}
+
+// connect resolves the queen's URL (flag, else $RBEE_QUEEN_URL, else
+// config.toml) and checks its form; it does not contact the queen.
+func connect(g *globals) (*queenConn, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	raw := cfg.QueenURL(g.queenURL)
+	u, err := parseQueenURL(raw)
+	if err != nil {
+		return nil, usagef("queen URL %q: %v", raw, err)
+	}
+	base := u.String()
+	return &queenConn{
+		url:   base,
+		token: cfg.QueenToken,
+		jobs:  &jobs.Client{BaseURL: base, Token: cfg.QueenToken},
+		http:  &http.Client{Timeout: healthTimeout},
+	}, nil
+}
+
+func parseQueenURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, errors.New("want http:// or https://")
+	case u.Hostname() == "":
+		return nil, errors.New("no host")
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "":
+		return nil, errors.New("want only scheme, host and port")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := net.LookupPort("tcp", p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("port %q is not a port", p)
+		}
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// queenAddr is where a queen started by this command listens.
+type queenAddr struct {
+	url  string
+	host string // empty: the queen's default (127.0.0.1)
+	port string
+}
+
+// localAddr tells where a queen for this URL would listen, or why this
+// command cannot start one there.
+func (q *queenConn) localAddr() (queenAddr, error) {
+	u, _ := url.Parse(q.url)
+	host := u.Hostname()
+	if !isLocalHost(host) {
+		return queenAddr{}, fmt.Errorf("no queen answers at %s, and rbee starts queens only on this machine; start it there with `rbee queen start`", q.url)
+	}
+	if u.Scheme != "http" {
+		return queenAddr{}, fmt.Errorf("no queen answers at %s, and a queen rbee starts speaks plain http", q.url)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	a := queenAddr{url: q.url, port: port}
+	if host != "localhost" && host != "127.0.0.1" {
+		a.host = host
+	}
+	return a, nil
+}
+
+func isLocalHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (q *queenConn) newRequest(ctx context.Context, method, path string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, q.url+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if q.token != "" {
+		req.Header.Set("Authorization", "Bearer "+q.token)
+	}
+	return req, nil
+}
+
+// health reports nil when a queen answers /health at the URL, and a
+// *noQueenError when nothing listens there.
+func (q *queenConn) health(ctx context.Context) error {
+	req, err := q.newRequest(ctx, http.MethodGet, "/health")
+	if err != nil {
+		return err
+	}
+	resp, err := q.http.Do(req)
+	if err != nil {
+		return &noQueenError{url: q.url, err: err}
+	}
+	defer closeBody(resp)
+	// A hive answers /health too, with its id: on a misconfigured port it
+	// must not pass for a queen.
+	var h struct {
+		Status string `json:"status"`
+		HiveID string `json:"hive_id"`
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&h)
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("%s/health answered %s: is that a queen-rbee?", q.url, resp.Status)
+	case err == nil && h.HiveID != "":
+		return fmt.Errorf("rbee-hive %q answers at %s, not queen-rbee: check queen_port in config.toml and HivePort in hives.conf", oneLine(h.HiveID), q.url)
+	}
+	return nil
+}
+
+// run runs op on the queen, shows its narration and progress on rep, and
+// returns its terminal event.
+func (q *queenConn) run(ctx context.Context, op wire.Operation, fn func(wire.Event) error) (wire.Event, error) {
+	ev, err := q.jobs.Run(ctx, op, fn)
+	if err != nil && isDialError(err) {
+		err = &noQueenError{url: q.url, err: err}
+	}
+	return ev, err
+}
+
+// noQueenError says that nothing answers at the queen's URL, and how to
+// start a queen.
+type noQueenError struct {
+	url string
+	err error
+}
+
+func (e *noQueenError) Error() string {
+	return fmt.Sprintf("no queen-rbee answers at %s; start one with `rbee queen start` (or point --queen-url or $RBEE_QUEEN_URL at a running one)", e.url)
+}
+
+func (e *noQueenError) Unwrap() error { return e.err }
+
+// isDialError reports whether err is a failure to connect, as opposed to an
+// answer or a stream that broke.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// describe turns an error into the one line a failure prints: a job's own
+// message as the daemon worded it, without the layers of wrapping.
+func describe(err error) string {
+	var re *jobs.RemoteError
+	var nq *noQueenError
+	switch {
+	case errors.As(err, &nq):
+		return nq.Error()
+	case errors.As(err, &re) && re.Message != "":
+		return oneLine(re.Message)
+	}
+	return oneLine(err.Error())
+}
+
+// oneLine keeps a remote message to one line of plain text, so that neither
+// a newline nor a terminal escape sequence from a daemon reaches the screen.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			return ' '
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
+			return -1
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(s)
+}
+
+func closeBody(resp *http.Response) {
+	_ = resp.Body.Close()
+}

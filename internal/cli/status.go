@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rbee/rbee/internal/wire"
+)
+
+var statusCommand = &command{
+	name:    "status",
+	summary: "show hives, workers and models at a glance",
+	setup: func(a *App, fs *flag.FlagSet, g *globals) runFunc {
+		return func(ctx context.Context, args []string) error {
+			qc, err := connect(g)
+			if err != nil {
+				return err
+			}
+			rep := a.reporter(false)
+			ev, err := qc.run(ctx, wire.Operation{Operation: wire.OpStatus}, rep.event)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(a.Stdout, ev.Data)
+			}
+			var st wire.Status
+			if err := json.Unmarshal(ev.Data, &st); err != nil {
+				return fmt.Errorf("status answered a malformed result: %w", err)
+			}
+			return writeStatus(a.Stdout, st)
+		}
+	},
+}
+
+// writeStatus prints the status for people: the queen, then a table each
+// for hives, workers and models.
+func writeStatus(w io.Writer, st wire.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "queen-rbee\t%s\n", oneLine(st.Queen.URL))
+
+	fmt.Fprintf(tw, "\nHIVE\tHOST\tPORT\tSTATE\tURL\n")
+	for _, h := range st.Hives {
+		state := h.State
+		if h.Error != "" {
+			state += " (" + h.Error + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", oneLine(h.Alias), oneLine(h.Host), h.HivePort, oneLine(state), oneLine(h.URL))
+	}
+	if len(st.Hives) == 0 {
+		fmt.Fprintln(tw, "(no hives)")
+	}
+
+	fmt.Fprintf(tw, "\nWORKER\tHIVE\tMODEL\tSTATE\tLOAD\tLAST SEEN\tURL\n")
+	var why []string
+	for _, wk := range st.Workers {
+		l := load(wk)
+		if wk.State == wire.StateGone {
+			l = "-"
+		}
+		if wk.GoneReason != "" {
+			why = append(why, fmt.Sprintf("%s is %s: %s", oneLine(wk.WorkerID), oneLine(wk.State), oneLine(wk.GoneReason)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(wk.WorkerID), oneLine(wk.HiveID), oneLine(wk.Model),
+			oneLine(wk.State), l, ago(wk.LastSeenMs), oneLine(wk.URL))
+	}
+	if len(st.Workers) == 0 {
+		fmt.Fprintln(tw, "(no workers: start one with `rbee worker spawn -m MODEL`)")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Reasons are too long for a table cell.
+	for _, line := range why {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+
+	fmt.Fprintf(tw, "\nMODEL\tHIVE\tSIZE\tARCH\tQUANT\tPATH\n")
+	for _, m := range st.Models {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(m.ID), oneLine(m.HiveID), sizeText(m.SizeBytes),
+			dash(m.Architecture), dash(m.Quantization), dash(m.Path))
+	}
+	if len(st.Models) == 0 {
+		fmt.Fprintln(tw, "(no models)")
+	}
+	return tw.Flush()
+}
+
+// load is a worker's busy slots and queue: "1/2 busy, 3 queued".
+func load(w wire.WorkerStatus) string {
+	s := fmt.Sprintf("%d/%d busy", w.Active, w.Slots)
+	if w.QueueLen > 0 {
+		s += fmt.Sprintf(", %d queued", w.QueueLen)
+	}
+	return s
+}
+
+func ago(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case d < 0:
+		return "-"
+	case d < time.Second:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	}
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s") + " ago"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return oneLine(s)
+}
