@@ -51,6 +51,9 @@ type Model interface {
 	Piece(t Token) []byte
 	// IsEOG reports whether t ends generation.
 	IsEOG(t Token) bool
+	// ChatPrompt renders a conversation with the model's own chat template,
+	// or with PlainChat when it has none, ready for Tokenize.
+	ChatPrompt(msgs []ChatMessage) (string, error)
 	// NewSequence starts an empty sequence with its own sampler.
 	NewSequence(s Sampling) (Sequence, error)
 	Close() error

@@ -33,6 +33,9 @@ type Options struct {
 	Slots     int // sequences held at once; 0 = 1
 	BatchSize int // prompt tokens per llama_decode; 0 = 512
 	Verbose   bool
+	// VocabOnly loads the tokenizer and metadata without weights or a
+	// context: enough to tokenize and render chat templates.
+	VocabOnly bool
 	// Progress is called while the weights load, with a fraction in [0,1].
 	// Returning false aborts the load.
 	Progress func(fraction float32) bool
@@ -83,6 +86,7 @@ func Load(path string, opt Options) (*Model, error) {
 
 	mp := C.llama_model_default_params()
 	mp.n_gpu_layers = 0
+	mp.vocab_only = C.bool(opt.VocabOnly)
 	if opt.Progress != nil {
 		h := cgo.NewHandle(opt.Progress)
 		defer h.Delete()
@@ -96,6 +100,11 @@ func Load(path string, opt Options) (*Model, error) {
 	}
 
 	ctxTrain := int(C.llama_model_n_ctx_train(model))
+	if opt.VocabOnly {
+		m := &Model{model: model, vocab: C.llama_model_get_vocab(model)}
+		m.info = engine.Info{Path: path, CtxTrain: ctxTrain, VocabSize: int(C.llama_vocab_n_tokens(m.vocab))}
+		return m, nil
+	}
 	if opt.CtxSize <= 0 {
 		opt.CtxSize = min(ctxTrain, 4096)
 	}
@@ -163,7 +172,13 @@ func (m *Model) Tokenize(text string) ([]engine.Token, error) {
 		got := C.llama_tokenize(m.vocab, ctext, C.int32_t(len(text)),
 			(*C.llama_token)(unsafe.Pointer(&toks[0])), C.int32_t(n), true, true)
 		if got >= 0 {
-			return toks[:got], nil
+			toks = toks[:got]
+			// A chat template that writes the BOS text itself, plus the BOS
+			// the tokenizer adds, would start the prompt with two.
+			if bos := engine.Token(C.llama_vocab_bos(m.vocab)); len(toks) >= 2 && toks[0] == bos && toks[1] == bos {
+				toks = toks[1:]
+			}
+			return toks, nil
 		}
 		n = int(-got)
 	}
@@ -198,8 +213,11 @@ func (m *Model) Close() error {
 	if m.ctx != nil {
 		C.llama_batch_free(m.batch)
 		C.llama_free(m.ctx)
+		m.ctx = nil
+	}
+	if m.model != nil {
 		C.llama_model_free(m.model)
-		m.ctx, m.model = nil, nil
+		m.model = nil
 	}
 	return nil
 }

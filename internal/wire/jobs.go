@@ -36,21 +36,23 @@ type Operation struct {
 	Force    bool   `json:"force,omitempty"`
 
 	// infer
-	Prompt            string   `json:"prompt,omitempty"`
-	MaxTokens         *int     `json:"max_tokens,omitempty"`
-	Temperature       *float64 `json:"temperature,omitempty"`
-	TopP              *float64 `json:"top_p,omitempty"`
-	TopK              *int     `json:"top_k,omitempty"`
-	MinP              *float64 `json:"min_p,omitempty"`
-	RepetitionPenalty *float64 `json:"repetition_penalty,omitempty"`
-	Seed              *uint32  `json:"seed,omitempty"`
-	Stop              []string `json:"stop,omitempty"`
+	Prompt            string        `json:"prompt,omitempty"`
+	Messages          []ChatMessage `json:"messages,omitempty"`
+	MaxTokens         *int          `json:"max_tokens,omitempty"`
+	Temperature       *float64      `json:"temperature,omitempty"`
+	TopP              *float64      `json:"top_p,omitempty"`
+	TopK              *int          `json:"top_k,omitempty"`
+	MinP              *float64      `json:"min_p,omitempty"`
+	RepetitionPenalty *float64      `json:"repetition_penalty,omitempty"`
+	Seed              *uint32       `json:"seed,omitempty"`
+	Stop              []string      `json:"stop,omitempty"`
 }
 
 // InferenceRequest extracts the worker request from an infer operation.
 func (op Operation) InferenceRequest() InferenceRequest {
 	return InferenceRequest{
 		Prompt:            op.Prompt,
+		Messages:          op.Messages,
 		MaxTokens:         op.MaxTokens,
 		Temperature:       op.Temperature,
 		TopP:              op.TopP,

@@ -11,6 +11,8 @@ const (
 	MaxStops       = 16
 	MaxStopBytes   = 256
 	MaxTopK        = 1 << 20
+	MaxMessages    = 4096
+	MaxRoleBytes   = 64
 )
 
 // Validate checks the ranges of every field that is set. Whether the prompt
@@ -19,6 +21,22 @@ const (
 func (r InferenceRequest) Validate() error {
 	if len(r.Prompt) > MaxPromptBytes {
 		return fmt.Errorf("prompt is %d bytes; the limit is %d", len(r.Prompt), MaxPromptBytes)
+	}
+	if len(r.Messages) > 0 && r.Prompt != "" {
+		return fmt.Errorf("give either prompt or messages, not both")
+	}
+	if len(r.Messages) > MaxMessages {
+		return fmt.Errorf("at most %d messages, got %d", MaxMessages, len(r.Messages))
+	}
+	size := 0
+	for i, m := range r.Messages {
+		if m.Role == "" || len(m.Role) > MaxRoleBytes {
+			return fmt.Errorf("messages[%d].role must be 1 to %d bytes", i, MaxRoleBytes)
+		}
+		size += len(m.Content)
+	}
+	if size > MaxPromptBytes {
+		return fmt.Errorf("the messages hold %d bytes; the limit is %d", size, MaxPromptBytes)
 	}
 	if v := r.MaxTokens; v != nil && *v < 1 {
 		return fmt.Errorf("max_tokens must be at least 1, got %d", *v)

@@ -3,15 +3,24 @@ package wire
 // InferenceRequest is what the queen posts to a worker's /v1/inference.
 // Pointer fields are optional: nil takes the worker's default.
 type InferenceRequest struct {
-	Prompt            string   `json:"prompt"`
-	MaxTokens         *int     `json:"max_tokens,omitempty"`
-	Temperature       *float64 `json:"temperature,omitempty"`
-	TopP              *float64 `json:"top_p,omitempty"`
-	TopK              *int     `json:"top_k,omitempty"`
-	MinP              *float64 `json:"min_p,omitempty"`
-	RepetitionPenalty *float64 `json:"repetition_penalty,omitempty"`
-	Seed              *uint32  `json:"seed,omitempty"`
-	Stop              []string `json:"stop,omitempty"`
+	Prompt string `json:"prompt"`
+	// Messages, instead of Prompt, is a conversation that the worker renders
+	// with the model's own chat template.
+	Messages          []ChatMessage `json:"messages,omitempty"`
+	MaxTokens         *int          `json:"max_tokens,omitempty"`
+	Temperature       *float64      `json:"temperature,omitempty"`
+	TopP              *float64      `json:"top_p,omitempty"`
+	TopK              *int          `json:"top_k,omitempty"`
+	MinP              *float64      `json:"min_p,omitempty"`
+	RepetitionPenalty *float64      `json:"repetition_penalty,omitempty"`
+	Seed              *uint32       `json:"seed,omitempty"`
+	Stop              []string      `json:"stop,omitempty"`
+}
+
+// ChatMessage is one turn of a conversation.
+type ChatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
 }
 
 // JobCreated answers a POST that created a job (worker inference or daemon job).

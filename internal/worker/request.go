@@ -42,7 +42,18 @@ func prepare(m engine.Model, req wire.InferenceRequest, newSeed func() uint32) (
 		s.Seed = *req.Seed
 	}
 
-	toks, err := m.Tokenize(req.Prompt)
+	prompt := req.Prompt
+	if len(req.Messages) > 0 {
+		msgs := make([]engine.ChatMessage, len(req.Messages))
+		for i, msg := range req.Messages {
+			msgs[i] = engine.ChatMessage{Role: msg.Role, Content: msg.Content}
+		}
+		var err error
+		if prompt, err = m.ChatPrompt(msgs); err != nil {
+			return g, bad("cannot render the conversation: %v", err)
+		}
+	}
+	toks, err := m.Tokenize(prompt)
 	if err != nil {
 		return g, bad("cannot tokenize the prompt: %v", err)
 	}

@@ -426,3 +426,21 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatal(err)
 	}
 }
+
+func TestChatMessages(t *testing.T) {
+	w := start(t, &fake.Model{}, nil)
+	// The fake renders "user: abc\nassistant:"; its last character ':' is
+	// followed by ';' and so on, up to 'z' and EOS.
+	text, _ := w.stream(t, w.submit(t, `{"messages":[{"role":"user","content":"abc"}],"max_tokens":3,"temperature":0}`))
+	if text != ";<=" {
+		t.Fatalf("text %q", text)
+	}
+	for _, body := range []string{
+		`{"prompt":"a","messages":[{"role":"user","content":"b"}]}`,
+		`{"messages":[{"role":"","content":"b"}]}`,
+	} {
+		if resp, b := w.post(t, body); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%s: %s %s", body, resp.Status, b)
+		}
+	}
+}

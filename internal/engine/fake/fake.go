@@ -68,6 +68,11 @@ func (m *Model) Piece(t engine.Token) []byte { return []byte(testmodel.Piece(int
 
 func (m *Model) IsEOG(t engine.Token) bool { return t == EOS }
 
+// ChatPrompt uses the plain format: the alphabet model has no template.
+func (m *Model) ChatPrompt(msgs []engine.ChatMessage) (string, error) {
+	return engine.PlainChat(msgs), nil
+}
+
 func (m *Model) NewSequence(s engine.Sampling) (engine.Sequence, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
