@@ -10,20 +10,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/rbee/rbee/bench/harness"
 	"github.com/rbee/rbee/bench/membw"
 	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/gguf"
@@ -45,7 +41,7 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 	if *model == "" {
-		*model = cachedModel()
+		*model = harness.CachedModel(testmodel.Qwen2_0_5B)
 	}
 	f, err := gguf.Check(*model)
 	if err != nil {
@@ -57,16 +53,16 @@ func main() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	w, err := startWorker(*bin, *model, *threads)
+	w, err := harness.StartWorker(*bin, *model, "--threads", fmt.Sprint(*threads), "--ctx-size", "1024", "--slots", "1")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer w.stop()
+	defer w.Stop()
 
 	var eng, wrk []sample
 	for i := range *runs + 1 {
 		e := inProcess(m, *prompt, *tokens)
-		h, err := overHTTP(w.client, *prompt, *tokens)
+		h, err := overHTTP(w.Client, *prompt, *tokens)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -159,70 +155,4 @@ func overHTTP(c *workerclient.Client, prompt string, n int) (sample, error) {
 		return sample{}, fmt.Errorf("the worker stopped after %d of %d tokens (%s); the rates would not compare", end.TokensOut, n, end.StopReason)
 	}
 	return sample{ttft: first.Sub(start), decodeTPS: float64(n-1) / last.Sub(first).Seconds(), promptTokens: end.TokensIn}, nil
-}
-
-type proc struct {
-	cmd    *exec.Cmd
-	client *workerclient.Client
-}
-
-func startWorker(bin, model string, threads int) (*proc, error) {
-	cmd := exec.Command(bin, "--model", model, "--port", "0", "--threads", fmt.Sprint(threads), "--ctx-size", "1024")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%w (run make build first)", err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("worker did not say where it listens: %v", err)
-	}
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if !ok {
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("unexpected first line from the worker: %q", line)
-	}
-	p := &proc{cmd: cmd, client: &workerclient.Client{BaseURL: url}}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := p.client.WaitReady(ctx); err != nil {
-		p.stop()
-		return nil, err
-	}
-	return p, nil
-}
-
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-}
-
-func cachedModel() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		log.Fatal(err)
-	}
-	path := filepath.Join(dir, "rbee", "bench", "qwen2-0.5b-q8_0-random.gguf")
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		log.Printf("writing a random-weight Qwen2-0.5B-shape Q8_0 model to %s (once)", path)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			log.Fatal(err)
-		}
-		if err := testmodel.WriteRandom(path, testmodel.Qwen2_0_5B, 1); err != nil {
-			log.Fatal(err)
-		}
-	}
-	return path
 }

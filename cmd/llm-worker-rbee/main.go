@@ -44,7 +44,7 @@ func run(args []string) error {
 		url      = fs.String("url", "", "URL the queen uses to reach this worker (default: http://HOST:PORT)")
 		threads  = fs.Int("threads", 0, "CPU threads for decoding (0: all cores)")
 		ctxSize  = fs.Int("ctx-size", 0, "context tokens per request (0: the model's, at most 4096)")
-		slots    = fs.Int("slots", 1, "requests decoded at once")
+		slots    = fs.Int("slots", 4, "requests decoded at once, in one batch (each with its own --ctx-size)")
 		queueCap = fs.Int("queue", 16, "requests that may wait for a slot before new ones get 429")
 		device   = fs.String("device", "cpu", "device to run on")
 		verbose  = fs.Bool("verbose", false, "log llama.cpp's informational messages too")

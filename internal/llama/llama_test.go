@@ -3,6 +3,7 @@ package llama
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"strings"
 	"testing"
 
@@ -148,5 +149,37 @@ func TestContextFull(t *testing.T) {
 	}
 	if err := seq.Decode(300); err != engine.ErrContextFull {
 		t.Fatalf("decode past the context: %v", err)
+	}
+}
+
+// Sequences generating at once from their own goroutines share
+// llama_decode calls and still each get the text they get alone.
+func TestContinuousBatching(t *testing.T) {
+	m, err := Load(filepath.Join(sharedModels, "stories260K.gguf"), Options{Threads: 1, CtxSize: 256, Slots: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	prompts := []string{"Once upon a time", "The dog", "Lily and Tom", "One day"}
+	const n = 24
+	want := make([]string, len(prompts))
+	for i, p := range prompts {
+		want[i] = generate(t, m, p, n, engine.Sampling{})
+	}
+	before := m.Decodes()
+	got := make([]string, len(prompts))
+	var wg sync.WaitGroup
+	for i, p := range prompts {
+		wg.Go(func() { got[i] = generate(t, m, p, n, engine.Sampling{}) })
+	}
+	wg.Wait()
+	for i := range prompts {
+		if got[i] != want[i] {
+			t.Errorf("%q: batched %q, alone %q", prompts[i], got[i], want[i])
+		}
+	}
+	// Alone, each sequence needs a prefill and n-1 decodes.
+	if calls := m.Decodes() - before; calls >= int64(len(prompts)*n/2) {
+		t.Errorf("%d llama_decode calls for %d sequences of %d tokens: not batched", calls, len(prompts), n)
 	}
 }

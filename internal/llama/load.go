@@ -54,6 +54,7 @@ type Model struct {
 	batch C.struct_llama_batch
 	nb    int
 	free  []C.llama_seq_id
+	sched scheduler // batches the steps of every open sequence
 }
 
 var _ engine.Model = (*Model)(nil)
@@ -116,6 +117,9 @@ func Load(path string, opt Options) (*Model, error) {
 	cp.n_threads = C.int32_t(opt.Threads)
 	cp.n_threads_batch = C.int32_t(opt.Threads)
 	cp.no_perf = true
+	// One KV buffer shared by the slots batches their attention better
+	// than a buffer per slot; each sequence is still held to CtxSize.
+	cp.kv_unified = true
 	ctx := C.llama_init_from_model(model, cp)
 	if ctx == nil {
 		C.llama_model_free(model)
@@ -142,7 +146,7 @@ func Load(path string, opt Options) (*Model, error) {
 	m.info = engine.Info{
 		Path:        path,
 		Description: C.GoString(&desc[0]),
-		CtxSize:     int(C.llama_n_ctx_seq(ctx)),
+		CtxSize:     int(C.llama_n_ctx(ctx)) / opt.Slots,
 		CtxTrain:    ctxTrain,
 		VocabSize:   int(C.llama_vocab_n_tokens(m.vocab)),
 		Params:      uint64(C.llama_model_n_params(model)),

@@ -9,7 +9,6 @@ import "C"
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/rbee/rbee/internal/engine"
 )
@@ -27,6 +26,7 @@ func (m *Model) NewSequence(s engine.Sampling) (engine.Sequence, error) {
 	id := m.free[len(m.free)-1]
 	m.free = m.free[:len(m.free)-1]
 	C.llama_memory_seq_rm(C.llama_get_memory(m.ctx), id, -1, -1)
+	m.sched.opened(m)
 	return &sequence{m: m, id: id, smpl: newSampler(s)}, nil
 }
 
@@ -62,50 +62,23 @@ type sequence struct {
 	m    *Model
 	id   C.llama_seq_id
 	smpl *C.struct_llama_sampler
-	n    int
-	next engine.Token // sampled after the last decode
+	n    int          // tokens in the KV cache; written by the scheduler
+	next engine.Token // sampled after the last step; written by the scheduler
 }
 
 func (s *sequence) Len() int { return s.n }
 
+// Prefill evaluates the prompt. Long prompts go in chunks that share each
+// llama_decode with the other sequences' next tokens, so running streams
+// keep going while a new one reads its prompt.
 func (s *sequence) Prefill(ctx context.Context, prompt []engine.Token) error {
 	if s.n+len(prompt) > s.m.info.CtxSize {
 		return engine.ErrContextFull
 	}
-	for start := 0; start < len(prompt); start += s.m.nb {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		end := min(start+s.m.nb, len(prompt))
-		if err := s.decode(prompt[start:end], end == len(prompt)); err != nil {
-			return err
-		}
+	if len(prompt) == 0 {
+		return errors.New("empty prompt: nothing to evaluate")
 	}
-	return nil
-}
-
-func (s *sequence) decode(toks []engine.Token, wantLogits bool) error {
-	m := s.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i, t := range toks {
-		logits := C.int8_t(0)
-		if wantLogits && i == len(toks)-1 {
-			logits = 1
-		}
-		C.rbee_batch_set(&m.batch, C.int(i), C.llama_token(t), C.llama_pos(s.n+i), s.id, logits)
-	}
-	m.batch.n_tokens = C.int32_t(len(toks))
-	if rc := C.llama_decode(m.ctx, m.batch); rc != 0 {
-		return fmt.Errorf("llama_decode failed with status %d", int(rc))
-	}
-	s.n += len(toks)
-	if wantLogits {
-		// Sample now, under the same lock: the next llama_decode of any
-		// sequence replaces the context's logits.
-		s.next = engine.Token(C.llama_sampler_sample(s.smpl, m.ctx, C.int32_t(len(toks)-1)))
-	}
-	return nil
+	return s.m.sched.submit(s.m, &step{seq: s, toks: prompt, ctx: ctx})
 }
 
 func (s *sequence) Sample() engine.Token { return s.next }
@@ -114,17 +87,20 @@ func (s *sequence) Decode(t engine.Token) error {
 	if s.n+1 > s.m.info.CtxSize {
 		return engine.ErrContextFull
 	}
-	return s.decode([]engine.Token{t}, true)
+	return s.m.sched.submit(s.m, &step{seq: s, toks: []engine.Token{t}})
 }
 
 func (s *sequence) Close() {
 	m := s.m
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s.smpl != nil {
-		C.llama_sampler_free(s.smpl)
-		s.smpl = nil
-		C.llama_memory_seq_rm(C.llama_get_memory(m.ctx), s.id, -1, -1)
-		m.free = append(m.free, s.id)
+	if s.smpl == nil {
+		m.mu.Unlock()
+		return
 	}
+	C.llama_sampler_free(s.smpl)
+	s.smpl = nil
+	C.llama_memory_seq_rm(C.llama_get_memory(m.ctx), s.id, -1, -1)
+	m.free = append(m.free, s.id)
+	m.mu.Unlock()
+	m.sched.closed()
 }
