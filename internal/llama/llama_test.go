@@ -3,8 +3,8 @@ package llama
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rbee/rbee/internal/engine"

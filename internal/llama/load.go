@@ -225,4 +225,3 @@ func (m *Model) Close() error {
 	}
 	return nil
 }
-
