@@ -15,6 +15,7 @@ const (
 	CodeWorkerGone    = "worker_gone"
 	CodeUnknownModel  = "unknown_model"
 	CodeContextLength = "context_length_exceeded"
+	CodeDeadline      = "deadline_exceeded"
 )
 
 // ErrorBody is the body of every non-2xx answer: {"error":{"code","message"}}.

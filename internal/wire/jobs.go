@@ -46,6 +46,7 @@ type Operation struct {
 	RepetitionPenalty *float64      `json:"repetition_penalty,omitempty"`
 	Seed              *uint32       `json:"seed,omitempty"`
 	Stop              []string      `json:"stop,omitempty"`
+	TimeoutMs         *int          `json:"timeout_ms,omitempty"`
 }
 
 // InferenceRequest extracts the worker request from an infer operation.
@@ -61,5 +62,6 @@ func (op Operation) InferenceRequest() InferenceRequest {
 		RepetitionPenalty: op.RepetitionPenalty,
 		Seed:              op.Seed,
 		Stop:              op.Stop,
+		TimeoutMs:         op.TimeoutMs,
 	}
 }

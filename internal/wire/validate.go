@@ -13,6 +13,7 @@ const (
 	MaxTopK        = 1 << 20
 	MaxMessages    = 4096
 	MaxRoleBytes   = 64
+	MaxTimeoutMs   = 3_600_000
 )
 
 // Validate checks the ranges of every field that is set. Whether the prompt
@@ -55,6 +56,9 @@ func (r InferenceRequest) Validate() error {
 	}
 	if v := r.RepetitionPenalty; v != nil && (!finite(*v) || *v <= 0 || *v > 10) {
 		return fmt.Errorf("repetition_penalty must be in (0, 10], got %v", *v)
+	}
+	if v := r.TimeoutMs; v != nil && (*v < 1 || *v > MaxTimeoutMs) {
+		return fmt.Errorf("timeout_ms must be from 1 to %d, got %d", MaxTimeoutMs, *v)
 	}
 	if len(r.Stop) > MaxStops {
 		return fmt.Errorf("at most %d stop sequences, got %d", MaxStops, len(r.Stop))

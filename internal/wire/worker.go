@@ -15,6 +15,9 @@ type InferenceRequest struct {
 	RepetitionPenalty *float64      `json:"repetition_penalty,omitempty"`
 	Seed              *uint32       `json:"seed,omitempty"`
 	Stop              []string      `json:"stop,omitempty"`
+	// TimeoutMs bounds how long the request may wait for a free slot
+	// before it starts; past it the request fails with deadline_exceeded.
+	TimeoutMs *int `json:"timeout_ms,omitempty"`
 }
 
 // ChatMessage is one turn of a conversation.

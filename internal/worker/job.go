@@ -3,8 +3,11 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/rbee/rbee/internal/wire"
 
 	"github.com/rbee/rbee/internal/generate"
 )
@@ -24,6 +27,7 @@ type job struct {
 	changed  chan struct{} // closed and replaced whenever events or done change
 	watchers int
 	watched  bool // a stream has attached at least once
+	started  bool // a slot took it
 }
 
 type event struct {
@@ -98,4 +102,26 @@ func (j *job) isDone() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.done
+}
+
+// start marks the job as taken by a slot; false when it already ended
+// (cancelled, or its deadline passed while it waited).
+func (j *job) start() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.done {
+		return false
+	}
+	j.started = true
+	return true
+}
+
+// expire ends a job that is still waiting for a slot.
+func (j *job) expire(after time.Duration) {
+	j.mu.Lock()
+	waiting := !j.started && !j.done
+	j.mu.Unlock()
+	if waiting {
+		j.finish(wire.TypeError, wire.NewError(wire.CodeDeadline, fmt.Sprintf("no slot became free within %s", after)))
+	}
 }

@@ -151,6 +151,9 @@ func (s *Server) drain() {
 
 func (s *Server) generate(m engine.Model, j *job) {
 	queued := time.Since(j.created)
+	if !j.start() {
+		return // it ended while it waited: deadline or cancelled and drained
+	}
 	if j.ctx.Err() != nil {
 		j.finish(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: wire.StopCancelled, TokensIn: len(j.req.Prompt)})
 		return
@@ -219,6 +222,10 @@ func (s *Server) submit(req wire.InferenceRequest) (*job, error) {
 		// Whatever ended the job, forget it once late readers had their time.
 		time.AfterFunc(s.cfg.Retain, func() { s.forget(j.id) })
 	})
+	if req.TimeoutMs != nil {
+		after := time.Duration(*req.TimeoutMs) * time.Millisecond
+		time.AfterFunc(after, func() { j.expire(after) })
+	}
 	time.AfterFunc(s.cfg.UnwatchedTimeout, func() {
 		if j.unwatched() {
 			j.cancel()

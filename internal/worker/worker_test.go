@@ -444,3 +444,19 @@ func TestChatMessages(t *testing.T) {
 		}
 	}
 }
+
+func TestQueueDeadline(t *testing.T) {
+	w := start(t, &fake.Model{Delay: 20 * time.Millisecond}, nil)
+	a := w.submit(t, `{"prompt":"a","max_tokens":100}`)
+	waitFor(t, "first job running", func() bool { return w.Ready().Active == 1 })
+	b := w.submit(t, `{"prompt":"a","timeout_ms":30}`)
+	_, events := w.stream(t, b)
+	if e := last(events); e.Type != wire.TypeError || e.Code != wire.CodeDeadline {
+		t.Fatalf("waiting job ended with %+v", e)
+	}
+	w.cancel(t, a.JobID)
+	// A request that gets its slot in time is not affected.
+	if text, _ := w.stream(t, w.submit(t, `{"prompt":"x","timeout_ms":5000}`)); text != "yz" {
+		t.Fatalf("text %q", text)
+	}
+}
