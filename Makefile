@@ -37,6 +37,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/gguf
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/sse
 	$(GO) test -run '^$$' -fuzz '^FuzzTextOut$$' -fuzztime $(FUZZTIME) ./internal/generate
+	$(GO) test -run '^$$' -fuzz '^FuzzInferenceRequest$$' -fuzztime $(FUZZTIME) ./internal/worker
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateJob$$' -fuzztime $(FUZZTIME) ./internal/jobs
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzzminimizetime 0 -fuzztime $(FUZZTIME) ./internal/modelref
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHives$$' -fuzztime $(FUZZTIME) ./internal/config
