@@ -41,10 +41,40 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateJob$$' -fuzztime $(FUZZTIME) ./internal/jobs
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzzminimizetime 0 -fuzztime $(FUZZTIME) ./internal/modelref
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHives$$' -fuzztime $(FUZZTIME) ./internal/config
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckFileName$$' -fuzztime $(FUZZTIME) ./internal/hf
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSHA256$$' -fuzztime $(FUZZTIME) ./internal/download
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSSHConfig$$' -fuzztime $(FUZZTIME) ./internal/config
 
 # Worker against the engine in-process on a 0.5B-parameter model.
 bench:
 	$(GO) run ./bench/worker
+	$(GO) run ./bench/download
 
 clean:
 	rm -rf bin
+
+# GPU backends (README, "GPUs"). `make cuda` builds ggml's CUDA backend with
+# CMake from the same ggml sources the worker compiles, into bin/lib where
+# the worker looks, for the GPU architectures in CUDA_ARCHITECTURES (CMake's
+# list, e.g. "90" or "86;89;90"; default: this machine's GPUs). It needs
+# CMake and the CUDA toolkit; nothing else in rbee does.
+CUDA_ARCHITECTURES ?= $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d '. ' | sort -u | paste -sd';' -)
+JOBS ?= $(shell nproc)
+
+.PHONY: cuda ggml-src gpu-bundle
+
+cuda: ggml-src
+	build/cuda/build.sh build/ggml-src build/cuda-build bin/lib "$(CUDA_ARCHITECTURES)" $(JOBS)
+
+ggml-src:
+	build/cuda/ggml-src.sh build/ggml-src
+
+# Everything bench/gpu/run.sh needs on a GPU machine that has no Go: the
+# ggml sources and portable (x86-64-v3) builds of the worker and of the
+# benchmark, in build/gpu-bundle and build/ggml-src.
+GPU_BUNDLE_FLAGS := CGO_CFLAGS="-O3 -march=x86-64-v3" CGO_CXXFLAGS="-O3 -march=x86-64-v3"
+gpu-bundle: ggml-src
+	@mkdir -p build/gpu-bundle/bin
+	$(GPU_BUNDLE_FLAGS) $(GO) build -trimpath -ldflags="-s -w" -o build/gpu-bundle/bin/ ./cmd/llm-worker-rbee
+	$(GPU_BUNDLE_FLAGS) $(GO) build -trimpath -ldflags="-s -w" -o build/gpu-bundle/bin/rbee-gpubench ./bench/gpu
+	@du -sh build/gpu-bundle build/ggml-src

@@ -30,6 +30,8 @@ type env struct {
 	queenURL string
 	hiveURL  string
 	alphabet string // path of the alphabet model
+	// bin, when set, holds the programs this test runs instead of binDir.
+	bin string
 }
 
 func newEnv(t *testing.T) *env {
@@ -142,7 +144,7 @@ func (e *env) mustRbee(args ...string) result {
 }
 
 func (e *env) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, prog), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(e.binDir(), prog), args...)
 	cmd.Env = e.environ
 	cmd.Dir = e.home
 	return cmd
@@ -272,7 +274,7 @@ func (e *env) leftovers() map[int]string {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", d.Name(), "exe"))
-		if err != nil || !strings.HasPrefix(exe, binDir+string(filepath.Separator)) {
+		if err != nil || !strings.HasPrefix(exe, e.binDir()+string(filepath.Separator)) {
 			continue // zombies have no exe: they are dead
 		}
 		environ, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
@@ -337,3 +339,11 @@ func (e *env) log(name string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// binDir is where the programs this test runs are.
+func (e *env) binDir() string {
+	if e.bin != "" {
+		return e.bin
+	}
+	return binDir
+}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rbee/rbee/internal/device"
 	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/gguf"
 	"github.com/rbee/rbee/internal/httpapi"
@@ -46,8 +47,10 @@ func run(args []string) error {
 		ctxSize  = fs.Int("ctx-size", 0, "context tokens per request (0: the model's, at most 4096)")
 		slots    = fs.Int("slots", 4, "requests decoded at once, in one batch (each with its own --ctx-size)")
 		queueCap = fs.Int("queue", 16, "requests that may wait for a slot before new ones get 429")
-		device   = fs.String("device", "cpu", "device to run on")
+		devName  = fs.String("device", "cpu", "device to run on: cpu, cuda:N or metal:N")
 		verbose  = fs.Bool("verbose", false, "log llama.cpp's informational messages too")
+		layers   = fs.Int("gpu-layers", -1, "layers to put on the GPU --device (blocks, then the output layer; -1: every layer that fits)")
+		list     = fs.Bool("list-devices", false, "load the GPU backend libraries, list the devices --device can name, and exit")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: llm-worker-rbee --model M.gguf [--port N] [flags]\n\n")
@@ -60,11 +63,20 @@ func run(args []string) error {
 		return err
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if *list {
+		listDevices(os.Stdout, *verbose)
+		return nil
+	}
+	dev, err := device.Parse(*devName)
 	switch {
 	case *model == "":
 		return errors.New("--model is required")
-	case *device != "cpu":
-		return fmt.Errorf("device %q is not supported by this build (cpu only)", *device)
+	case err != nil:
+		return err
+	case *layers < -1:
+		return fmt.Errorf("--gpu-layers must be -1 (every layer that fits) or more, got %d", *layers)
+	case *layers != -1 && !dev.IsGPU():
+		return errors.New("--gpu-layers needs a GPU --device, such as cuda:0")
 	case *slots < 1 || *slots > 64:
 		return fmt.Errorf("--slots must be from 1 to 64, got %d", *slots)
 	case *port < 0 || *port > 65535:
@@ -82,6 +94,13 @@ func run(args []string) error {
 	}
 	if err := f.RequireWeights(); err != nil {
 		return err
+	}
+	// A GPU that is missing, or too small for even one layer, is known
+	// before listening: one line, no half-started worker.
+	if dev.IsGPU() {
+		if *layers, err = gpuLayers(f, dev, *layers, *ctxSize, *slots, *verbose); err != nil {
+			return err
+		}
 	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
@@ -115,10 +134,12 @@ func run(args []string) error {
 		Loopback:  httpapi.IsLoopback(*host),
 		Slots:     *slots,
 		QueueCap:  *queueCap,
+		Device:    dev.String(),
 		Load: func(progress func(float32)) (engine.Model, error) {
 			return llama.Load(*model, llama.Options{
 				Threads: *threads, CtxSize: *ctxSize, Slots: *slots, Verbose: *verbose,
 				Progress: func(p float32) bool { progress(p); return true },
+				Device:   dev.String(), GPULayers: *layers,
 			})
 		},
 	})

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rbee/rbee/internal/apikeys"
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/queen"
@@ -35,14 +36,16 @@ func run(args []string) error {
 	}
 	fs := flag.NewFlagSet("queen-rbee", flag.ContinueOnError)
 	var (
-		host          = fs.String("host", cfg.QueenHost, "address to listen on; a non-loopback one needs queen_token in config.toml")
+		host          = fs.String("host", cfg.QueenHost, "address to listen on; a non-loopback one needs an API key (rbee key create) or queen_token in config.toml")
 		port          = fs.Int("port", cfg.QueenPort, "port to listen on (0: any free port; the address is printed on stdout)")
 		workerTimeout = fs.Duration("worker-timeout", 8*time.Second, "heartbeat silence after which a worker is gone")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: queen-rbee [--host ADDR] [--port N] [--worker-timeout D]\n\n"+
 			"Defaults come from config.toml (queen_host, queen_port, queen_token) in $XDG_CONFIG_HOME/rbee.\n"+
-			"When queen_token is set, every endpoint but /health requires it as a bearer token.\n\n")
+			"When queen_token is set, every endpoint but /health requires it as a bearer token.\n"+
+			"Once an API key exists (rbee key create, stored in keys.json beside config.toml), every\n"+
+			"request of the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models) needs one.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -59,8 +62,17 @@ func run(args []string) error {
 	case *workerTimeout <= 0:
 		return fmt.Errorf("--worker-timeout must be positive, got %s", *workerTimeout)
 	}
-	if err := httpapi.CheckBind(*host, cfg.QueenToken != ""); err != nil {
+	keysPath, err := apikeys.Path()
+	if err != nil {
 		return err
+	}
+	keys := apikeys.NewChecker(apikeys.Open(keysPath))
+	nkeys, err := keys.Count()
+	if err != nil {
+		return fmt.Errorf("the API key store: %w", err)
+	}
+	if httpapi.CheckBind(*host, cfg.QueenToken != "" || nkeys > 0) != nil {
+		return fmt.Errorf("refusing to listen on %s with no API key and no queen_token: create a key with `rbee key create`, set queen_token in config.toml, or bind 127.0.0.1", *host)
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 
@@ -80,8 +92,13 @@ func run(args []string) error {
 		LocalURL:      localURL,
 		Token:         cfg.QueenToken,
 		Loopback:      httpapi.IsLoopback(*host),
+		APIKeys:       keys,
 		WorkerTimeout: *workerTimeout,
 		Shutdown:      stop,
+		// Remote hives are told where to find the queen from these.
+		BindHost:     *host,
+		Port:         bound,
+		AdvertiseURL: cfg.QueenAdvertiseURL,
 	})
 	// Cancelling the jobs ends their streams, which lets the HTTP server's
 	// graceful shutdown finish instead of waiting out its grace.
@@ -89,7 +106,7 @@ func run(args []string) error {
 		<-ctx.Done()
 		_ = q.Close()
 	}()
-	slog.Info("queen-rbee listening", "url", url, "worker_timeout", *workerTimeout, "token", cfg.QueenToken != "")
+	slog.Info("queen-rbee listening", "url", url, "worker_timeout", *workerTimeout, "token", cfg.QueenToken != "", "api_keys", nkeys, "openai_base_url", url+"/v1")
 	serveErr := httpapi.Serve(ctx, httpapi.NewServer(q.Handler()), ln, 5*time.Second)
 	// A job that outlives its cancellation or a hive that fails to stop is
 	// worth a line in the log, not a failed exit: the queen did stop.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rbee/rbee/internal/apikeys"
 )
 
 func isolate(t *testing.T) string {
@@ -95,5 +97,57 @@ func TestServeAndShutdown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the queen did not stop")
+	}
+}
+
+// An API key is enough to listen beyond loopback; a key store that cannot
+// be trusted stops the queen from starting at all.
+func TestBindWithAPIKey(t *testing.T) {
+	dir := isolate(t)
+	store := apikeys.Open(filepath.Join(dir, apikeys.FileName))
+	if _, _, err := store.Create("test"); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	t.Cleanup(func() { os.Stdout = stdout })
+	done := make(chan error, 1)
+	go func() { done <- run([]string{"--host", "0.0.0.0", "--port", "0"}) }()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	os.Stdout = stdout
+	if err != nil {
+		t.Fatalf("the queen did not start: %v", err)
+	}
+	url, _ := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(`{}`))
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("API request without a key: %v %v", resp, err)
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+	resp, err = http.Post(url+"/v1/shutdown", "application/json", nil)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("shutdown from this machine: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queen did not stop")
+	}
+
+	if err := os.Chmod(store.Path(), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"--port", "0"}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("world-writable keys.json: %v", err)
 	}
 }

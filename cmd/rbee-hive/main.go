@@ -27,16 +27,18 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("rbee-hive", flag.ContinueOnError)
 	var (
-		host      = fs.String("host", "127.0.0.1", "address to listen on (anything but loopback needs RBEE_HIVE_TOKEN)")
-		port      = fs.Int("port", config.DefaultHivePort, "port to listen on (0: any free port; the address is printed on stdout)")
-		hiveID    = fs.String("hive-id", "localhost", "this hive's id, reported by its workers")
-		queenURL  = fs.String("queen-url", "", "queen that workers send heartbeats to (empty: none)")
-		workerBin = fs.String("worker-binary", "", "llm-worker-rbee to run (default: next to rbee-hive, else on $PATH)")
-		verbose   = fs.Bool("verbose", false, "log debug messages too")
+		host       = fs.String("host", "127.0.0.1", "address to listen on (anything but loopback needs RBEE_HIVE_TOKEN)")
+		port       = fs.Int("port", config.DefaultHivePort, "port to listen on (0: any free port; the address is printed on stdout)")
+		hiveID     = fs.String("hive-id", "localhost", "this hive's id, reported by its workers")
+		queenURL   = fs.String("queen-url", "", "queen that workers send heartbeats to (empty: none)")
+		workerBin  = fs.String("worker-binary", "", "llm-worker-rbee to run (default: next to rbee-hive, else on $PATH)")
+		workerHost = fs.String("worker-host", "127.0.0.1", "address workers listen on and give the queen (anything but loopback needs RBEE_WORKER_TOKEN)")
+		verbose    = fs.Bool("verbose", false, "log debug messages too")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: rbee-hive [--host ADDR] [--port N] [--hive-id ID] [--queen-url URL] [--worker-binary PATH]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: rbee-hive [--host ADDR] [--port N] [--hive-id ID] [--queen-url URL] [--worker-binary PATH] [--worker-host ADDR]\n\n")
 		fmt.Fprintf(fs.Output(), "Environment: RBEE_HIVE_TOKEN, when set, is required as a bearer token on every endpoint but /health.\n")
+		fmt.Fprintf(fs.Output(), "RBEE_WORKER_TOKEN is passed to the workers, which then require it and send it with their heartbeats.\n")
 		fmt.Fprintf(fs.Output(), "Models are catalogued under $XDG_DATA_HOME/rbee/models, worker logs go to $XDG_DATA_HOME/rbee/logs\n(default ~/.local/share/rbee).\n\n")
 		fs.PrintDefaults()
 	}
@@ -64,6 +66,7 @@ func run(args []string) error {
 		HiveID:       *hiveID,
 		QueenURL:     *queenURL,
 		WorkerBinary: *workerBin,
+		WorkerHost:   *workerHost,
 		Token:        os.Getenv("RBEE_HIVE_TOKEN"),
 		Logger:       log,
 		// A starter that asked for --port 0 reads the port from this line.

@@ -212,18 +212,8 @@ func (c *Catalog) Import(path string) (wire.ModelInfo, error) {
 	if err != nil {
 		return wire.ModelInfo{}, fmt.Errorf("%w: %v", ErrBadFile, err)
 	}
-	info := wire.ModelInfo{
-		ID:              ref.ID,
-		Source:          SourceFile,
-		Path:            ref.Path,
-		SizeBytes:       f.FileSize,
-		Architecture:    f.Architecture(),
-		Parameters:      f.ParamCount(),
-		Quantization:    f.FileType(),
-		ContextLength:   f.ContextLength(),
-		HasChatTemplate: f.HasChatTemplate(),
-		AddedAt:         now(),
-	}
+	info := wire.ModelInfo{ID: ref.ID, Source: SourceFile, Path: ref.Path, File: filepath.Base(ref.Path), AddedAt: now()}
+	facts(&info, f)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -246,7 +236,7 @@ func (c *Catalog) Import(path string) (wire.ModelInfo, error) {
 
 // Delete removes an entry and returns what it was. The model file of an
 // imported model is the user's and stays; only files the catalog owns
-// inside its directory are removed.
+// inside its directory are removed, once no other entry names them.
 func (c *Catalog) Delete(id string) (wire.ModelInfo, error) {
 	if err := checkID(id); err != nil {
 		return wire.ModelInfo{}, err
@@ -264,7 +254,7 @@ func (c *Catalog) Delete(id string) (wire.ModelInfo, error) {
 		c.log.Warn("cannot sync the catalog directory", "err", err)
 	}
 	delete(c.entries, id)
-	if rec.Owned {
+	if rec.Owned && !c.pathUsedLocked(rec.Model.Path) {
 		if rel, err := filepath.Rel(c.dir, rec.Model.Path); err == nil && filepath.IsLocal(rel) {
 			if err := c.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				c.log.Warn("cannot remove a model file", "path", rec.Model.Path, "err", err)

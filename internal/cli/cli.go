@@ -126,6 +126,7 @@ var commands = []*command{
 	modelCommand("get", "model_get", "show a model of a hive's catalog"),
 	modelCommand("delete", "model_delete", "remove a model from a hive's catalog"),
 	modelListCommand,
+	keyCreateCommand, keyListCommand, keyRevokeCommand,
 }
 
 var groups = map[string]string{
@@ -133,6 +134,7 @@ var groups = map[string]string{
 	"hive":   "hives: one rbee-hive per machine",
 	"worker": "workers: one llm-worker-rbee per loaded model",
 	"model":  "models in a hive's catalog",
+	"key":    "API keys of the queen's OpenAI-compatible API",
 }
 
 func lookup(name string) *command {

@@ -29,10 +29,17 @@ func modelCommand(sub, op, summary string) *command {
 		synopsis: "MODEL [--hive ALIAS]",
 		summary:  summary,
 		help: `MODEL is a catalog id, a path to a .gguf file, or a Hugging Face reference
-hf:owner/repo[:file.gguf]. A relative path is taken from the current directory.`,
+hf:owner/repo[:file.gguf]. A relative path is taken from the current directory.
+The hive downloads hf: models from HF_ENDPOINT (default https://huggingface.co)
+with HF_TOKEN, both from the hive's environment; without a file name it picks
+a GGUF file by quantization: Q4_K_M, then Q8_0, Q5_K_M, Q6_K, ...`,
 		minArgs: 1, maxArgs: 1,
 		setup: func(a *App, fs *flag.FlagSet, g *globals) runFunc {
 			hive := fs.String("hive", defaultHive, "the `ALIAS` of the hive whose catalog to use")
+			force := false
+			if op == wire.OpModelDelete {
+				fs.BoolVar(&force, "force", false, "stop the workers that use the model first")
+			}
 			return func(ctx context.Context, args []string) error {
 				if err := checkAlias(*hive); err != nil {
 					return err
@@ -41,7 +48,7 @@ hf:owner/repo[:file.gguf]. A relative path is taken from the current directory.`
 				if err != nil {
 					return err
 				}
-				return a.runAndPrint(ctx, g, wire.Operation{Operation: op, HiveID: *hive, Model: model}, modelView)
+				return a.runAndPrint(ctx, g, wire.Operation{Operation: op, HiveID: *hive, Model: model, Force: force}, modelView)
 			}
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -22,6 +23,8 @@ type reporter struct {
 	lastTotal int64
 	printed   bool  // a line of this sequence was printed, when not a terminal
 	lastStep  int64 // the tenth it showed
+
+	rate float64 // units per second of the latest progress event; 0: unknown
 }
 
 // event shows narration and progress and ignores everything else, so it can
@@ -31,6 +34,7 @@ func (r *reporter) event(e wire.Event) error {
 	case wire.TypeNarration:
 		r.narrate(e.Actor, e.Human)
 	case wire.TypeProgress:
+		r.rate = e.Rate
 		r.progress(e.Done, e.Total, e.Unit)
 	}
 	return nil
@@ -73,12 +77,19 @@ func (r *reporter) progress(done, total int64, unit string) {
 			return
 		}
 		r.printed, r.lastStep = true, step
-		fmt.Fprintf(r.w, "[progress] %s\n", progressText(done, total, unit))
+		line := progressText(done, total, unit)
+		if r.rate > 0 && unit == "bytes" {
+			line += "  " + rateText(done, total, r.rate)
+		}
+		fmt.Fprintf(r.w, "[progress] %s\n", line)
 		return
 	}
 	line := progressText(done, total, unit)
 	if total > 0 {
 		line = bar(done, total, 24) + " " + line
+	}
+	if r.rate > 0 && unit == "bytes" {
+		line += "  " + rateText(done, total, r.rate)
 	}
 	fmt.Fprintf(r.w, "\r\x1b[K%s", line)
 	r.onScreen = true
@@ -130,4 +141,15 @@ func sizeText(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// rateText is a download's speed and, when the size is known, the time
+// left: "12.3 MiB/s, 1m05s left".
+func rateText(done, total int64, rate float64) string {
+	s := sizeText(int64(rate)) + "/s"
+	if total > done {
+		left := time.Duration(float64(total-done) / rate * float64(time.Second))
+		s += ", " + left.Round(time.Second).String() + " left"
+	}
+	return s
 }

@@ -20,6 +20,11 @@ type Config struct {
 	// QueenToken, when set, is required by the queen on every request and
 	// is what allows it to listen on a non-loopback address.
 	QueenToken string `toml:"queen_token"`
+	// QueenAdvertiseURL is the queen's URL as hives on other machines (and
+	// their workers) reach it, e.g. http://192.168.1.10:7833. Empty: the
+	// address this machine connects to the host from, over SSH, with the
+	// queen's port.
+	QueenAdvertiseURL string `toml:"queen_advertise_url"`
 }
 
 // Load reads config.toml from ConfigDir; a missing file is the defaults.
@@ -49,6 +54,9 @@ func LoadFile(path string) (Config, error) {
 	}
 	if c.QueenPort < 0 || c.QueenPort > 65535 {
 		return c, fmt.Errorf("%s: queen_port %d is not a port", path, c.QueenPort)
+	}
+	if err := CheckAdvertiseURL(c.QueenAdvertiseURL); err != nil {
+		return c, fmt.Errorf("%s: queen_advertise_url: %v", path, err)
 	}
 	return c.withDefaults(), nil
 }

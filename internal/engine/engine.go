@@ -36,7 +36,12 @@ type Info struct {
 	VocabSize   int
 	Params      uint64
 	SizeBytes   uint64
-	Device      string
+	Device      string // "cpu", or the GPU the weights are on, e.g. "cuda:0"
+	// On a GPU: its name, the layers on it (as llama.cpp's n_gpu_layers)
+	// and the device memory the model took.
+	DeviceName        string
+	GPULayers         int
+	DeviceMemoryBytes uint64
 }
 
 // Model is a loaded model. Tokenize, Piece and IsEOG are safe for concurrent

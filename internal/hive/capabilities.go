@@ -3,6 +3,7 @@ package hive
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -22,8 +23,7 @@ func capabilities(hiveID string) wire.HiveCapabilities {
 		CPUCores:      runtime.NumCPU(),
 		RAMTotalBytes: total,
 		RAMFreeBytes:  free,
-		// No GPU worker is built yet; [] rather than null says "none".
-		GPUs: []wire.GPUInfo{},
+		GPUs:          detectGPUs(context.Background()),
 	}
 }
 

@@ -1,6 +1,7 @@
 package hive
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -24,7 +25,6 @@ var Operations = []string{
 
 var (
 	workerIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	deviceRE   = regexp.MustCompile(`^(cpu|(cuda|metal):[0-9]{1,2})$`)
 )
 
 // dispatch validates an operation before any job exists: a malformed one
@@ -44,12 +44,9 @@ func (h *Hive) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 		if err != nil {
 			return nil, err
 		}
-		device := op.Device
-		if device == "" {
-			device = "cpu"
-		}
-		if !deviceRE.MatchString(device) {
-			return nil, httpapi.BadRequest("device %.32q must be cpu, cuda:N or metal:N", device)
+		device, err := h.spawnDevice(context.Background(), op.Device)
+		if err != nil {
+			return nil, err
 		}
 		return func(j *jobs.Job) error { return h.runSpawn(j, ref, device) }, nil
 	case wire.OpWorkerList:
@@ -95,8 +92,9 @@ func (h *Hive) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 	return nil, httpapi.BadRequest("unknown operation %.64q; a hive handles %s", op.Operation, strings.Join(Operations, ", "))
 }
 
-// spawnModel validates worker_spawn's model: a catalog id, or an absolute
-// path to a .gguf file that the spawn imports first.
+// spawnModel validates worker_spawn's model: a catalog id, an absolute
+// path to a .gguf file that the spawn imports first, or an hf: reference
+// that the spawn downloads first.
 func spawnModel(model string) (modelref.Ref, error) {
 	if model == "" {
 		return modelref.Ref{}, httpapi.BadRequest("worker_spawn needs a model: a catalog id or an absolute path to a .gguf file")
@@ -124,10 +122,12 @@ func (h *Hive) runSpawn(j *jobs.Job, ref modelref.Ref, device string) error {
 	case modelref.KindPath:
 		h.narrate(j, "", "model_import", "checking and importing "+ref.Path)
 		info, err = h.cat.Import(ref.Path)
+	case modelref.KindHF:
+		info, err = h.fetchHF(j, ref)
 	default:
 		info, err = h.cat.Get(ref.ID)
 		if errors.Is(err, catalog.ErrNotFound) {
-			return jobs.Errorf(wire.CodeUnknownModel, "hive %s has no model %q; spawn with a path to a .gguf file, or import one with: rbee model download /path/to/model.gguf",
+			return jobs.Errorf(wire.CodeUnknownModel, "hive %s has no model %q; spawn with a path to a .gguf file or hf:owner/repo[:file.gguf], or get one with: rbee model download /path/to/model.gguf",
 				h.cfg.HiveID, ref.ID)
 		}
 	}
@@ -170,7 +170,12 @@ func (h *Hive) removeLog(id string) {
 func (h *Hive) runDownload(j *jobs.Job, ref modelref.Ref) error {
 	switch ref.Kind {
 	case modelref.KindHF:
-		return jobs.Errorf(wire.CodeNotImplemented, "downloads from Hugging Face are not built yet (issue 4); download the .gguf file yourself and pass its path")
+		info, err := h.fetchHF(j, ref)
+		if err != nil {
+			return err
+		}
+		j.Emit(wire.TypeResult, wire.NewResult(info))
+		return nil
 	case modelref.KindID:
 		info, err := h.cat.Get(ref.ID)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rbee/rbee/internal/catalog"
 	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/hf"
 	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
@@ -38,6 +39,11 @@ type Config struct {
 	Port     int    // port to listen on; 0 picks a free one (see OnListen). rbee-hive's default is 7835.
 	HiveID   string // this hive's id, passed to its workers; "localhost"
 	QueenURL string // where workers send heartbeats; empty: nowhere
+	// WorkerHost is the address workers listen on and advertise to the
+	// queen; 127.0.0.1. A hive on another machine than its queen sets
+	// the address the queen reaches this machine at; anything but
+	// loopback needs RBEE_WORKER_TOKEN, which the workers then require.
+	WorkerHost string
 	// WorkerBinary is the llm-worker-rbee to run. Empty: the one next to
 	// this executable, else the one on $PATH.
 	WorkerBinary string
@@ -46,6 +52,10 @@ type Config struct {
 	Token   string
 	DataDir string // catalog under DataDir/models; config.DataDir()
 	LogDir  string // worker logs; config.LogDir()
+
+	// HF is the Hugging Face hub hf: models come from; nil: the one
+	// HF_ENDPOINT and HF_TOKEN name.
+	HF *hf.Client
 
 	// Listener, when set, is served instead of listening on Host:Port.
 	Listener net.Listener
@@ -64,6 +74,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HiveID == "" {
 		c.HiveID = "localhost"
+	}
+	if c.WorkerHost == "" {
+		c.WorkerHost = "127.0.0.1"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -95,6 +108,11 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("hive id %q must be 1 to 63 letters, digits, '.', '_' or '-'", c.HiveID)
 	case c.Port < 0 || c.Port > 65535:
 		return fmt.Errorf("port %d is out of range", c.Port)
+	case !config.ValidHostName(c.WorkerHost):
+		return fmt.Errorf("worker host %q is not a host name or address", c.WorkerHost)
+	}
+	if err := httpapi.CheckBind(c.WorkerHost, os.Getenv("RBEE_WORKER_TOKEN") != ""); err != nil {
+		return fmt.Errorf("workers: %w (set RBEE_WORKER_TOKEN)", err)
 	}
 	if c.QueenURL != "" {
 		if err := checkHTTPURL(c.QueenURL); err != nil {
@@ -129,6 +147,7 @@ type Hive struct {
 	reg     *jobs.Registry
 	workers *table
 	client  *http.Client // to workers; no timeout, streams are long
+	hub     *hub         // Hugging Face downloads
 	// workerToken is what the workers this hive starts require (they
 	// inherit RBEE_WORKER_TOKEN); the hive's own calls to them carry it.
 	workerToken string
@@ -154,6 +173,7 @@ func New(cfg Config) (*Hive, error) {
 		workers:     newTable(),
 		client:      &http.Client{},
 		workerToken: os.Getenv("RBEE_WORKER_TOKEN"),
+		hub:         newHub(cfg.HF, log),
 	}
 	h.reg = jobs.NewRegistry(jobs.Options{
 		Actor:  Actor,

@@ -54,9 +54,6 @@ func TestModelDownload(t *testing.T) {
 	if got := result[wire.ModelInfo](t, h, wire.Operation{Operation: wire.OpModelGet, Model: path}); got.ID != "gamma" {
 		t.Fatalf("model_get by path = %+v", got)
 	}
-	if re := failure(t, h, wire.Operation{Operation: wire.OpModelDownload, Model: "hf:owner/repo:m.gguf"}); re.Code != wire.CodeNotImplemented {
-		t.Fatalf("hf download: %+v", re)
-	}
 	if re := failure(t, h, spawnOp("never-imported")); re.Code != wire.CodeUnknownModel ||
 		!strings.Contains(re.Message, "rbee model download") {
 		t.Fatalf("spawn of an unknown id: %+v", re)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os/exec"
 	"strconv"
@@ -59,7 +60,11 @@ func (f *firstLine) finish() {
 // parseListening checks the line "listening http://HOST:PORT" and returns
 // the URL. The hive started the worker on 127.0.0.1, so anything but a
 // loopback address is refused: the URL goes to the queen.
-func parseListening(line string) (string, error) {
+func parseListening(line string) (string, error) { return parseListeningOn(line, false) }
+
+// parseListeningOn is parseListening for a worker told to listen on a
+// non-loopback address (anyHost): any address the queen can use will do.
+func parseListeningOn(line string, anyHost bool) (string, error) {
 	rest, ok := strings.CutPrefix(line, "listening ")
 	if !ok {
 		return "", fmt.Errorf("its first line is %.120q, not \"listening http://HOST:PORT\"", line)
@@ -68,8 +73,11 @@ func parseListening(line string) (string, error) {
 	if err != nil || u.Scheme != "http" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 		return "", fmt.Errorf("it says it listens on %.120q, which is not http://HOST:PORT", rest)
 	}
-	if !httpapi.IsLoopback(u.Hostname()) {
+	if !anyHost && !httpapi.IsLoopback(u.Hostname()) {
 		return "", fmt.Errorf("it listens on %q, not on a loopback address", u.Host)
+	}
+	if ip := net.ParseIP(u.Hostname()); anyHost && (u.Hostname() == "" || ip != nil && ip.IsUnspecified()) {
+		return "", fmt.Errorf("it listens on %q, which is no address to reach it at", u.Host)
 	}
 	port, err := strconv.Atoi(u.Port())
 	if err != nil || port < 1 || port > 65535 {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/supervise"
 	"github.com/rbee/rbee/internal/wire"
@@ -80,7 +81,7 @@ func (h *Hive) startWorker(bin, id string, model wire.ModelInfo, device string) 
 	}
 	args := []string{
 		"--model", model.Path, "--model-id", model.ID,
-		"--port", "0", "--host", "127.0.0.1",
+		"--port", "0", "--host", h.cfg.WorkerHost,
 		"--worker-id", id, "--hive-id", h.cfg.HiveID, "--device", device,
 	}
 	if h.cfg.QueenURL != "" {
@@ -134,7 +135,7 @@ func (h *Hive) awaitListening(ctx context.Context, w *worker) (string, error) {
 	defer t.Stop()
 	select {
 	case line := <-w.firstLine:
-		url, err := parseListening(line)
+		url, err := parseListeningOn(line, !httpapi.IsLoopback(h.cfg.WorkerHost))
 		if err != nil {
 			return "", jobs.Errorf(wire.CodeWorkerFailed, "worker %s did not start properly: %v", w.id, err)
 		}

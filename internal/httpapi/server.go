@@ -78,3 +78,28 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	}
 	return err
 }
+
+// FromThisMachine reports whether the request comes from this machine: from
+// a loopback address, or from the very address it was sent to (a client on
+// this machine reaching a daemon bound to one of its LAN addresses). A
+// remote peer cannot present the daemon's own address as its source: the
+// TCP handshake would not complete.
+func FromThisMachine(r *http.Request) bool {
+	peer, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(peer)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	lip, _, err := net.SplitHostPort(local.String())
+	return err == nil && ip.Equal(net.ParseIP(lip))
+}

@@ -13,14 +13,17 @@ package llama
 import "C"
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/cgo"
 	"sync"
 	"unsafe"
 
+	"github.com/rbee/rbee/internal/device"
 	"github.com/rbee/rbee/internal/engine"
 
 	_ "github.com/ollama/ollama/llama/llama.cpp/src"
@@ -39,9 +42,24 @@ type Options struct {
 	// Progress is called while the weights load, with a fraction in [0,1].
 	// Returning false aborts the load.
 	Progress func(fraction float32) bool
+	// Device is where the model runs: "" or "cpu", or a GPU such as
+	// "cuda:0", whose backend library Load loads (LoadBackends) if needed.
+	Device string
+	// GPULayers is how many layers go to a GPU Device, counted as
+	// llama.cpp's n_gpu_layers: the blocks, then the output layer. Below
+	// 0: all of them.
+	GPULayers int
 }
 
 var backendOnce sync.Once
+
+// initOnce sets up llama.cpp's logging and backend once per process.
+func initOnce(verbose bool) {
+	backendOnce.Do(func() {
+		C.rbee_quiet_logs(boolInt(verbose))
+		C.llama_backend_init()
+	})
+}
 
 // Model is a model loaded by llama.cpp. It implements engine.Model.
 type Model struct {
@@ -55,6 +73,7 @@ type Model struct {
 	nb    int
 	free  []C.llama_seq_id
 	sched scheduler // batches the steps of every open sequence
+	gpu   bool      // a GPU backend holds the weights: never llama_free (see Close)
 }
 
 var _ engine.Model = (*Model)(nil)
@@ -71,10 +90,20 @@ func Load(path string, opt Options) (*Model, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	backendOnce.Do(func() {
-		C.rbee_quiet_logs(boolInt(opt.Verbose))
-		C.llama_backend_init()
-	})
+	initOnce(opt.Verbose)
+	dev, err := device.Parse(cmp.Or(opt.Device, "cpu"))
+	if err != nil {
+		return nil, err
+	}
+	var gpu *BackendDevice
+	if dev.IsGPU() && !opt.VocabOnly {
+		LoadBackends(opt.Verbose)
+		bd, err := FindDevice(dev)
+		if err != nil {
+			return nil, err
+		}
+		gpu = &bd
+	}
 	if opt.Threads <= 0 {
 		opt.Threads = runtime.NumCPU()
 	}
@@ -88,6 +117,20 @@ func Load(path string, opt Options) (*Model, error) {
 	mp := C.llama_model_default_params()
 	mp.n_gpu_layers = 0
 	mp.vocab_only = C.bool(opt.VocabOnly)
+	// An explicit device list, empty for the CPU: left NULL, llama.cpp
+	// would put every GPU it can see into the context.
+	devs := (*[2]C.ggml_backend_dev_t)(C.calloc(2, C.size_t(unsafe.Sizeof(C.ggml_backend_dev_t(nil)))))
+	defer C.free(unsafe.Pointer(devs))
+	mp.devices = &devs[0]
+	var freeBefore uint64
+	if gpu != nil {
+		devs[0] = gpu.dev
+		mp.n_gpu_layers = C.int32_t(math.MaxInt32)
+		if opt.GPULayers >= 0 {
+			mp.n_gpu_layers = C.int32_t(min(opt.GPULayers, math.MaxInt32))
+		}
+		freeBefore, _ = gpu.Memory()
+	}
 	if opt.Progress != nil {
 		h := cgo.NewHandle(opt.Progress)
 		defer h.Delete()
@@ -97,6 +140,10 @@ func Load(path string, opt Options) (*Model, error) {
 	defer C.free(unsafe.Pointer(cpath))
 	model := C.llama_model_load_from_file(cpath, mp)
 	if model == nil {
+		if gpu != nil {
+			return nil, fmt.Errorf("llama.cpp could not load %s onto %s (%s, %d MiB free): the model may not fit; try fewer --gpu-layers (llama.cpp's lines above say more)",
+				path, dev, gpu.Description, freeBefore>>20)
+		}
 		return nil, fmt.Errorf("llama.cpp could not load %s", path)
 	}
 
@@ -122,6 +169,12 @@ func Load(path string, opt Options) (*Model, error) {
 	cp.kv_unified = true
 	ctx := C.llama_init_from_model(model, cp)
 	if ctx == nil {
+		if gpu != nil {
+			// No llama_model_free: a process that used a GPU exits instead (see Close).
+			free, _ := gpu.Memory()
+			return nil, fmt.Errorf("llama.cpp could not create a context of %d tokens for %s on %s (%d MiB free after the weights): try a smaller --ctx-size or fewer --gpu-layers",
+				opt.CtxSize, path, dev, free>>20)
+		}
 		C.llama_model_free(model)
 		return nil, fmt.Errorf("llama.cpp could not create a context of %d tokens for %s", opt.CtxSize, path)
 	}
@@ -130,6 +183,7 @@ func Load(path string, opt Options) (*Model, error) {
 		model: model,
 		vocab: C.llama_model_get_vocab(model),
 		ctx:   ctx,
+		gpu:   gpu != nil,
 		// llama.cpp may lower the batch size (never above the context).
 		nb: int(C.llama_n_batch(ctx)),
 	}
@@ -151,7 +205,17 @@ func Load(path string, opt Options) (*Model, error) {
 		VocabSize:   int(C.llama_vocab_n_tokens(m.vocab)),
 		Params:      uint64(C.llama_model_n_params(model)),
 		SizeBytes:   uint64(C.llama_model_size(model)),
-		Device:      "cpu",
+		Device:      dev.String(),
+	}
+	if gpu != nil {
+		m.info.DeviceName = gpu.Description
+		m.info.GPULayers = min(int(mp.n_gpu_layers), int(C.llama_model_n_layer(model))+1)
+		// What this model took on the device: weights, KV cache and
+		// compute buffers. The driver's own context was set up by the
+		// first Memory call, before the load, so it is not counted.
+		if free, _ := gpu.Memory(); free < freeBefore {
+			m.info.DeviceMemoryBytes = freeBefore - free
+		}
 	}
 	return m, nil
 }
@@ -210,10 +274,20 @@ func (m *Model) IsEOG(t engine.Token) bool {
 }
 
 // Close frees the context and the model. It must not be called while
-// sequences are in use.
+// sequences are in use. A model on a GPU is not freed: in this llama.cpp,
+// llama_free after the CUDA backend ran crashes (the context's scheduler
+// resets backends it has already destroyed; ../shared/guide/gpu.md), so a
+// GPU process ends by exiting and the driver takes the memory back.
 func (m *Model) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.gpu {
+		if m.ctx != nil {
+			C.llama_batch_free(m.batch)
+		}
+		m.ctx, m.model = nil, nil
+		return nil
+	}
 	if m.ctx != nil {
 		C.llama_batch_free(m.batch)
 		C.llama_free(m.ctx)

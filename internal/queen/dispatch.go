@@ -43,6 +43,9 @@ func (s *Server) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !h.IsLocal() && isLifecycle(op.Operation) {
+			return s.remoteHiveOp(op, h), nil
+		}
 		return s.hiveOp(op.Operation, h), nil
 	case wire.OpWorkerSpawn:
 		if err := checkModel(op.Model); err != nil {
@@ -103,12 +106,20 @@ func (s *Server) hive(alias, field string) (config.Hive, error) {
 	}
 	h, ok := config.FindHive(hives, alias)
 	if !ok {
+		// ~/.ssh/config names hosts too; its values get the same checks.
+		sh, found, err := s.opt.SSHConfigHive(alias)
+		if err != nil {
+			return config.Hive{}, httpapi.BadRequest("hive %s: %v", alias, err)
+		}
+		h, ok = sh, found
+	}
+	if !ok {
 		names := make([]string, len(hives))
 		for i, h := range hives {
 			names[i] = h.Alias
 		}
 		return config.Hive{}, httpapi.Errorf(http.StatusBadRequest, wire.CodeBadRequest,
-			"unknown hive %q: the configured hives are %s; add a \"Host %s\" entry to hives.conf", alias, strings.Join(names, ", "), alias)
+			"unknown hive %q: the configured hives are %s; add a \"Host %s\" entry to hives.conf (or ~/.ssh/config)", alias, strings.Join(names, ", "), alias)
 	}
 	return h, nil
 }
@@ -131,4 +142,14 @@ func modelNames(model string) []string {
 		return []string{model}
 	}
 	return []string{ref.ID, model}
+}
+
+// isLifecycle reports whether op installs, starts, stops or uninstalls a
+// hive: what takes SSH for a hive on another machine.
+func isLifecycle(op string) bool {
+	switch op {
+	case wire.OpHiveInstall, wire.OpHiveUninstall, wire.OpHiveStart, wire.OpHiveStop:
+		return true
+	}
+	return false
 }

@@ -25,7 +25,7 @@ func hiveURL(h config.Hive) string {
 }
 
 func (s *Server) hiveClient(h config.Hive) *jobs.Client {
-	return &jobs.Client{BaseURL: hiveURL(h), HTTP: s.opt.HTTP, Token: s.opt.Token}
+	return &jobs.Client{BaseURL: hiveURL(h), HTTP: s.opt.HTTP, Token: s.hiveToken(h.Alias)}
 }
 
 // hiveOp runs the hive_* operations that name one hive.
@@ -50,7 +50,8 @@ func (s *Server) hiveOp(name string, h config.Hive) jobs.RunFunc {
 			return nil
 		}
 		if !h.IsLocal() {
-			return jobs.Errorf(wire.CodeNotImplemented, "%s %s: hives over SSH are not built yet; start rbee-hive on %s by hand (rbee-hive --host ADDR --queen-url URL --hive-id %s)", name, h.Alias, h.HostName, h.Alias)
+			// dispatch sends remote lifecycle operations to remoteHiveOp.
+			return fmt.Errorf("%s of hive %s: not an operation of the local hive", name, h.Alias)
 		}
 		switch name {
 		case wire.OpHiveStart:
@@ -122,7 +123,14 @@ func (s *Server) capabilities(ctx context.Context, h config.Hive) (*wire.HiveCap
 	ctx, cancel := context.WithTimeout(ctx, 2*s.opt.HealthTimeout)
 	defer cancel()
 	var caps wire.HiveCapabilities
-	if err := s.getJSON(ctx, hiveURL(h)+"/v1/capabilities", &caps); err != nil {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, hiveURL(h)+"/v1/capabilities", nil)
+	if err != nil {
+		return nil, err
+	}
+	if tok := s.hiveToken(h.Alias); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if err := s.do(req, &caps); err != nil {
 		return nil, err
 	}
 	return &caps, nil
@@ -138,7 +146,7 @@ func (s *Server) getJSON(ctx context.Context, url string, v any) error {
 }
 
 func (s *Server) do(req *http.Request, v any) error {
-	if s.opt.Token != "" {
+	if s.opt.Token != "" && req.Header.Get("Authorization") == "" {
 		req.Header.Set("Authorization", "Bearer "+s.opt.Token)
 	}
 	resp, err := s.opt.HTTP.Do(req)

@@ -188,16 +188,6 @@ func TestHiveListAndGet(t *testing.T) {
 	}
 }
 
-func TestRemoteHiveLifecycleNotImplemented(t *testing.T) {
-	q := newQueen(t, []config.Hive{config.LocalHive(), {Alias: "box", HostName: "10.0.0.5", Port: 22, HivePort: 7835}}, nil)
-	for _, name := range []string{wire.OpHiveInstall, wire.OpHiveUninstall, wire.OpHiveStart, wire.OpHiveStop} {
-		_, err := q.run(t, wire.Operation{Operation: name, Alias: "box"})
-		if errorCode(err) != wire.CodeNotImplemented || !strings.Contains(err.Error(), "SSH") {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-}
-
 func TestLastLine(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "log")
 	os.WriteFile(p, []byte("old run: fine\nnew run\nthe reason\n\n"), 0o600)

@@ -147,7 +147,7 @@ var (
 func (s *Server) inferOn(ctx context.Context, j *jobs.Job, w workers.Worker, req wire.InferenceRequest) error {
 	release := s.workers.Acquire(w.WorkerID)
 	defer release()
-	wc := &workerclient.Client{BaseURL: w.URL, Token: s.opt.Token, HTTP: s.opt.HTTP}
+	wc := &workerclient.Client{BaseURL: w.URL, Token: s.hiveToken(w.HiveID), HTTP: s.opt.HTTP}
 
 	jc, err := wc.Submit(ctx, req)
 	if err != nil {

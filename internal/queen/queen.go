@@ -13,7 +13,9 @@ import (
 
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/openai"
 	"github.com/rbee/rbee/internal/queen/workers"
+	"github.com/rbee/rbee/internal/sshx"
 )
 
 // Actor is the narration actor of the queen's jobs.
@@ -32,6 +34,10 @@ type Options struct {
 	// Loopback refuses requests whose Host header is not a loopback name,
 	// against DNS rebinding; set it when bound to loopback.
 	Loopback bool
+	// APIKeys checks the keys of the OpenAI-compatible API (rbee key
+	// create); nil: no key store. Once it holds a key, every API request
+	// needs one. Keys grant the API only, never the job protocol.
+	APIKeys openai.KeyChecker
 
 	// WorkerTimeout is the heartbeat silence after which a worker is gone; 8 s.
 	WorkerTimeout time.Duration
@@ -52,6 +58,25 @@ type Options struct {
 	LoadWait time.Duration
 	// Shutdown is called by POST /v1/shutdown; the daemon then stops.
 	Shutdown func()
+	// BindHost and Port are where the queen listens; with AdvertiseURL
+	// they decide the queen URL that hives on other machines (and their
+	// workers) are given (see queenURLFor). Empty: taken from URL.
+	BindHost string
+	Port     int
+	// AdvertiseURL is queen_advertise_url of config.toml.
+	AdvertiseURL string
+	// HiveTokenDir holds the token of each remote hive; empty:
+	// config.ConfigDir()/hive-tokens.
+	HiveTokenDir string
+	// SSH configures the logins to remote hives' hosts; zero: ssh's
+	// defaults (~/.ssh keys and known_hosts, $SSH_AUTH_SOCK).
+	SSH sshx.Options
+	// SSHConfigHive looks up hive aliases that Hives lacks;
+	// config.SSHConfigHive (~/.ssh/config).
+	SSHConfigHive func(alias string) (config.Hive, bool, error)
+	// WorkerBinary is the llm-worker-rbee that hive_install copies; empty:
+	// the one beside the rbee-hive it copies.
+	WorkerBinary string
 	// HTTP is the client for hives and workers; nil: http.DefaultClient.
 	HTTP   *http.Client
 	Logger *slog.Logger // slog.Default()
@@ -65,6 +90,8 @@ type Server struct {
 	jobs    *jobs.Registry
 	workers *workers.Registry
 	local   *localHive
+	spawns  spawnGroup // workers started for API requests
+	tokens  hiveTokens // of remote hives
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,6 +117,9 @@ func New(opt Options) *Server {
 	if opt.HTTP == nil {
 		opt.HTTP = http.DefaultClient
 	}
+	if opt.SSHConfigHive == nil {
+		opt.SSHConfigHive = config.SSHConfigHive
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -102,6 +132,7 @@ func New(opt Options) *Server {
 		log:     opt.Logger,
 		jobs:    jobs.NewRegistry(opt.Jobs),
 		workers: workers.New(workers.Options{GoneAfter: opt.WorkerTimeout}),
+		tokens:  hiveTokens{dir: opt.HiveTokenDir},
 	}
 	s.local = &localHive{s: s}
 	return s

@@ -22,12 +22,15 @@ func (s *Server) Handler() http.Handler {
 	})
 	api := http.NewServeMux()
 	s.jobs.Mount(api, s.dispatch)
-	api.Handle("POST /v1/workers/heartbeat", httpapi.Handler(s.handleHeartbeat))
+	// Heartbeats carry a hive's token or the queen's: authHeartbeat.
+	mux.Handle("POST /v1/workers/heartbeat", httpapi.Handler(s.handleHeartbeat))
 	api.Handle("POST /v1/shutdown", httpapi.Handler(s.handleShutdown))
 	api.Handle("/", httpapi.Handler(func(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
 	mux.Handle("/", s.auth(api))
+	// The OpenAI API has its own access rule (API keys) and error shape.
+	s.openAI().Mount(mux)
 
 	var h http.Handler = mux
 	if s.opt.Loopback {
@@ -39,6 +42,11 @@ func (s *Server) Handler() http.Handler {
 // auth requires the token, when one is configured, as a bearer token. The
 // comparison takes the same time whatever the guess.
 func (s *Server) auth(next http.Handler) http.Handler {
+	if s.opt.Token == "" && !s.opt.Loopback {
+		// Without a token the queen listens beyond loopback only for the
+		// OpenAI API, which API keys guard; the job protocol stays local.
+		return thisMachineOnly(next)
+	}
 	if s.opt.Token == "" {
 		return next
 	}
@@ -60,6 +68,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := workers.Validate(hb); err != nil {
 		return httpapi.BadRequest("heartbeat: %v", err)
+	}
+	if err := s.authHeartbeat(r, hb.HiveID); err != nil {
+		return err
 	}
 	if err := s.workers.Heartbeat(hb); err != nil {
 		if errors.Is(err, workers.ErrFull) {
@@ -83,4 +94,15 @@ func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) error {
 	_ = http.NewResponseController(w).Flush()
 	s.opt.Shutdown()
 	return nil
+}
+
+// thisMachineOnly refuses requests from other machines.
+func thisMachineOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !httpapi.FromThisMachine(r) {
+			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusForbidden, wire.CodeForbidden, "the job protocol is served only to this machine unless queen_token is set in config.toml (API keys grant the OpenAI API alone)"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -41,6 +41,15 @@ type ModelInfo struct {
 	HasChatTemplate bool      `json:"has_chat_template"`
 	AddedAt         time.Time `json:"added_at"`
 	LastUsedAt      time.Time `json:"last_used_at,omitzero"` // absent until a worker first loads it
+
+	// File is the file's name: its path in the repository for a download.
+	File string `json:"file,omitempty"`
+	// SHA256 is what a download was verified against (lowercase hex);
+	// empty for imported files, which are not hashed.
+	SHA256 string `json:"sha256,omitempty"`
+	// MemoryBytes estimates what a worker needs to run the model: weights,
+	// f16 KV cache and scratch for the default context (catalog.EstimateMemory).
+	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
 }
 
 // HiveHealth is the answer of a hive's GET /health.
@@ -66,4 +75,8 @@ type GPUInfo struct {
 	Device           string `json:"device"` // e.g. "cuda:0"
 	Name             string `json:"name"`
 	MemoryTotalBytes uint64 `json:"memory_total_bytes"`
+	// MemoryFreeBytes is what the driver reported free when the hive
+	// looked: workers already running there have taken theirs.
+	MemoryFreeBytes   uint64 `json:"memory_free_bytes"`
+	ComputeCapability string `json:"compute_capability,omitempty"` // e.g. "9.0"
 }

@@ -34,6 +34,10 @@ type Operation struct {
 	Model    string `json:"model,omitempty"`
 	Device   string `json:"device,omitempty"`
 	Force    bool   `json:"force,omitempty"`
+	// AcceptNewHostKey lets hive_* operations over SSH record the key of
+	// a host that known_hosts does not know yet; a changed key is refused
+	// regardless.
+	AcceptNewHostKey bool `json:"accept_new_host_key,omitempty"`
 
 	// infer
 	Prompt            string        `json:"prompt,omitempty"`

@@ -57,6 +57,7 @@ type WorkerStatus struct {
 	Device     string `json:"device,omitempty"`
 	PID        int    `json:"pid,omitempty"`
 	GoneReason string `json:"gone_reason,omitempty"`
+	GPUUse
 }
 
 // HiveModel is a model of one hive's catalog.

@@ -54,6 +54,17 @@ type Ready struct {
 	QueueCap int    `json:"queue_cap"`
 	Device   string `json:"device,omitempty"`
 	Error    string `json:"error,omitempty"`
+	GPUUse
+}
+
+// GPUUse is what a worker on a GPU reports of it once its model is loaded:
+// the GPU's name, the layers on it (llama.cpp's n_gpu_layers: the blocks,
+// then the output layer) and the device memory the model took (weights, KV
+// cache, compute buffers; the driver's own context not included).
+type GPUUse struct {
+	DeviceName        string `json:"device_name,omitempty"`
+	GPULayers         int    `json:"gpu_layers,omitempty"`
+	DeviceMemoryBytes uint64 `json:"device_memory_bytes,omitempty"`
 }
 
 // Heartbeat is what a worker posts to <queen>/v1/workers/heartbeat.
@@ -68,4 +79,5 @@ type Heartbeat struct {
 	QueueLen int    `json:"queue_len"`
 	Device   string `json:"device,omitempty"`
 	PID      int    `json:"pid,omitempty"`
+	GPUUse
 }

@@ -67,6 +67,7 @@ func (s *Server) sendHeartbeat(ctx context.Context, client *http.Client, url, st
 	hb := wire.Heartbeat{
 		WorkerID: s.cfg.WorkerID, HiveID: s.cfg.HiveID, Model: s.cfg.ModelName, URL: s.cfg.URL,
 		State: r.State, Slots: r.Slots, Active: r.Active, QueueLen: r.QueueLen, Device: r.Device, PID: os.Getpid(),
+		GPUUse: r.GPUUse,
 	}
 	body, _ := json.Marshal(hb)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

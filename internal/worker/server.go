@@ -5,6 +5,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -40,6 +41,10 @@ type Config struct {
 	UnwatchedTimeout  time.Duration // a job nobody streams is cancelled after this (default 30 s)
 	Retain            time.Duration // finished jobs stay readable this long (default 1 min)
 	PingInterval      time.Duration // keep-alive comments on quiet streams (default 10 s)
+
+	// Device is reported while the model loads (default "cpu"); once it
+	// is loaded, the model's Info says where it runs.
+	Device string
 
 	// Load loads the model, reporting progress as a fraction.
 	Load func(progress func(float32)) (engine.Model, error)
@@ -257,12 +262,13 @@ func (s *Server) ready() wire.Ready {
 		Active:   int(s.active.Load()),
 		QueueLen: int(s.waiting.Load()),
 		QueueCap: s.cfg.QueueCap,
-		Device:   "cpu",
+		Device:   cmp.Or(s.cfg.Device, "cpu"),
 		Error:    errText,
 	}
 	if mp := s.model.Load(); mp != nil {
 		info := (*mp).Info()
 		r.CtxSize, r.Device = info.CtxSize, info.Device
+		r.GPUUse = wire.GPUUse{DeviceName: info.DeviceName, GPULayers: info.GPULayers, DeviceMemoryBytes: info.DeviceMemoryBytes}
 		r.Ready = state == wire.StateReady
 		if r.Active >= r.Slots {
 			r.State = wire.StateBusy

@@ -33,6 +33,14 @@ func Validate(hb wire.Heartbeat) error {
 			return err
 		}
 	}
+	if hb.DeviceName != "" {
+		if err := CheckName("device_name", hb.DeviceName); err != nil {
+			return err
+		}
+	}
+	if hb.GPULayers < 0 || hb.GPULayers > maxCount {
+		return fmt.Errorf("gpu_layers must be from 0 to %d, got %d", maxCount, hb.GPULayers)
+	}
 	switch hb.State {
 	case wire.StateLoading, wire.StateReady, wire.StateBusy, wire.StateError, wire.StateGone:
 	default:

@@ -1,0 +1,196 @@
+// Package openai is the queen's OpenAI-compatible API: POST
+// /v1/chat/completions and /v1/completions (streamed or not), GET /v1/models
+// and /v1/models/{id}, with OpenAI's request fields, answers and error
+// shape, so that the official OpenAI clients work against rbee unchanged.
+//
+// The package turns OpenAI requests into worker inference requests and the
+// worker's token stream back into OpenAI answers; choosing a worker (and
+// starting one) is the Backend's, which the queen implements. Conversations
+// go to the worker as messages: the worker renders them with the model's own
+// chat template.
+package openai
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rbee/rbee/internal/apikeys"
+	"github.com/rbee/rbee/internal/wire"
+)
+
+// DefaultMaxBody bounds a request body: a conversation may hold
+// wire.MaxPromptBytes of text, which JSON escaping can double.
+const DefaultMaxBody = 4 << 20
+
+// Backend runs inference for the API. The queen implements it.
+type Backend interface {
+	// Models lists the models the API serves: every model in the catalog
+	// of a live hive, and every model a worker serves.
+	Models(ctx context.Context) ([]Model, error)
+	// Generate runs req on a worker of model, starting one when none runs,
+	// and calls fn with each token event and then the end event of the
+	// worker's stream; fn's error stops the generation. It returns the end
+	// event. When ctx ends first, the generation is stopped on the worker.
+	// Its errors carry an rbee code (jobs.Error, *jobs.RemoteError) or a
+	// status (*httpapi.Error): wire.CodeUnknownModel for a model nobody
+	// has, wire.CodeQueueFull when every worker is full, ...
+	Generate(ctx context.Context, model string, req wire.InferenceRequest, fn func(wire.Event) error) (wire.Event, error)
+}
+
+// KeyChecker looks up presented API keys; *apikeys.Checker is one.
+type KeyChecker interface {
+	Check(presented string) (apikeys.Result, error)
+}
+
+// Options configures a Server. Zero fields take the documented defaults.
+type Options struct {
+	Backend Backend
+	// Keys, when it holds at least one key, makes every request need a
+	// valid one. nil: no key store.
+	Keys KeyChecker
+	// Token is the queen_token: also accepted as a key; required when set
+	// and no key exists.
+	Token string
+	// MaxBody bounds request bodies; DefaultMaxBody.
+	MaxBody int64
+	// WriteTimeout bounds each write of a stream, so that a client that
+	// stops reading is cut off (and its generation stopped); 30 s.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger     // slog.Default()
+	Now          func() time.Time // time.Now
+}
+
+// Server serves the OpenAI-compatible endpoints.
+type Server struct {
+	opt Options
+	log *slog.Logger
+}
+
+// New returns a Server.
+func New(opt Options) *Server {
+	if opt.MaxBody <= 0 {
+		opt.MaxBody = DefaultMaxBody
+	}
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = 30 * time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Server{opt: opt, log: opt.Logger}
+}
+
+// Paths are the URL paths the API serves (under /v1/models/ too).
+var Paths = []string{"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/models/"}
+
+// Mount registers the API's paths on mux. Methods are checked here rather
+// than in the patterns, so that a wrong one is answered in OpenAI's shape.
+func (s *Server) Mount(mux *http.ServeMux) {
+	for _, p := range Paths {
+		mux.Handle(p, s)
+	}
+}
+
+// ServeHTTP answers one API request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := s.authorize(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	var err error
+	switch p := r.URL.Path; {
+	case p == "/v1/chat/completions":
+		err = s.only(r, http.MethodPost, func() error { return s.chat(w, r) })
+	case p == "/v1/completions":
+		err = s.only(r, http.MethodPost, func() error { return s.completions(w, r) })
+	case p == "/v1/models":
+		err = s.only(r, http.MethodGet, func() error { return s.listModels(w, r) })
+	case len(p) > len("/v1/models/"):
+		err = s.only(r, http.MethodGet, func() error { return s.getModel(w, r, p[len("/v1/models/"):]) })
+	default:
+		err = &apiError{Status: http.StatusNotFound, Type: typeInvalidRequest, Code: codeUnknownURL, Message: "Invalid URL (" + r.Method + " " + p + ")"}
+	}
+	if err != nil {
+		writeError(w, toAPIError(s.log, r, err))
+	}
+}
+
+func (s *Server) only(r *http.Request, method string, serve func() error) error {
+	if r.Method != method {
+		return &apiError{Status: http.StatusMethodNotAllowed, Type: typeInvalidRequest, Code: codeMethod,
+			Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + method}
+	}
+	return serve()
+}
+
+// decode reads a JSON request body. Unknown fields are tolerated: OpenAI
+// clients send many that rbee has no use for.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
+	dec := json.NewDecoder(body)
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = terr
+			if err == nil {
+				err = errors.New("trailing data after the JSON object")
+			}
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	var (
+		tooBig  *http.MaxBytesError
+		typeErr *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: wire.CodeTooLarge,
+			Message: "the request body is larger than " + itoa(tooBig.Limit) + " bytes"}
+	case errors.Is(err, io.EOF):
+		return &apiError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Code: codeInvalidJSON, Message: "the request body is empty: send a JSON object"}
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return badParam(typeErr.Field, "%s must be %s, not a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	}
+	return &apiError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Code: codeInvalidJSON, Message: "the request body is not valid JSON: " + err.Error()}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int64", "int", "uint32":
+		return "an integer"
+	case "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	case "slice":
+		return "a list"
+	}
+	return "an object"
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// newID returns an OpenAI-style object id, e.g. "chatcmpl-<24 chars>".
+func newID(prefix string) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return prefix + string(b[:])
+}
