@@ -9,7 +9,9 @@ export CGO_CXXFLAGS := -O3 -march=$(CPU)
 
 GO ?= go
 PURE := ./cmd/rbee ./cmd/queen-rbee ./cmd/rbee-hive
-MODEL ?= ../shared/models/stories260K.gguf
+# The main job fetches a small real model from Hugging Face on first use;
+# without internet: make run MODEL=../shared/models/stories260K.gguf
+MODEL ?= hf:ggml-org/models-moved:tinyllamas/stories260K.gguf
 PROMPT ?= Once upon a time
 
 .PHONY: build run test vet fuzz bench clean
