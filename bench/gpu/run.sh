@@ -126,8 +126,10 @@ step "worker --list-devices" 60 "$worker" --list-devices
 step "write models" 120 "$bench" models "$models"
 
 for m in $qwen $llama; do
-	step "engine $m cuda:0" 120 "$bench" engine -model "$models/$m" -device cuda:0 -out "$res/$m-1-engine-gpu.json"
-	step "worker $m cuda:0" 150 "$bench" worker -bin "$worker" -model "$models/$m" -device cuda:0 -out "$res/$m-2-worker-gpu.json"
+	# On the GPU a run takes a fraction of a second: more and longer runs
+	# make the worker/engine ratio steadier.
+	step "engine $m cuda:0" 120 "$bench" engine -model "$models/$m" -device cuda:0 -runs 5 -tokens 256 -out "$res/$m-1-engine-gpu.json"
+	step "worker $m cuda:0" 150 "$bench" worker -bin "$worker" -model "$models/$m" -device cuda:0 -runs 5 -tokens 256 -out "$res/$m-2-worker-gpu.json"
 done
 
 # A GPU that does not exist, and a broken backend library: one line, non-zero.

@@ -15,6 +15,8 @@ if [ $# -lt 4 ]; then
 fi
 src=$1 build=$2 dest=$3 archs=$4 jobs=${5:-$(nproc)}
 here=$(cd "$(dirname "$0")" && pwd)
+# CMake would take a relative GGML_SRC as relative to this folder.
+src=$(cd "$src" && pwd) || { echo "no ggml sources at $1 (make ggml-src)" >&2; exit 1; }
 
 if [ -z "$archs" ]; then
 	echo "no CUDA architectures: no GPU was found by nvidia-smi; name them, e.g. make cuda CUDA_ARCHITECTURES=90" >&2
