@@ -45,7 +45,9 @@ func run(args []string) error {
 			"Defaults come from config.toml (queen_host, queen_port, queen_token) in $XDG_CONFIG_HOME/rbee.\n"+
 			"When queen_token is set, every endpoint but /health requires it as a bearer token.\n"+
 			"Once an API key exists (rbee key create, stored in keys.json beside config.toml), every\n"+
-			"request of the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models) needs one.\n\n")
+			"request of the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models) needs one.\n"+
+			"keep_alive (default \"5m\"; \"0\": never) stops workers idle that long; max_queue (default 128)\n"+
+			"bounds the requests per model that wait for a free slot.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -99,6 +101,8 @@ func run(args []string) error {
 		BindHost:     *host,
 		Port:         bound,
 		AdvertiseURL: cfg.QueenAdvertiseURL,
+		MaxQueue:     cfg.MaxQueueOrDefault(),
+		KeepAlive:    keepAlive(cfg),
 	})
 	// Cancelling the jobs ends their streams, which lets the HTTP server's
 	// graceful shutdown finish instead of waiting out its grace.
@@ -106,7 +110,7 @@ func run(args []string) error {
 		<-ctx.Done()
 		_ = q.Close()
 	}()
-	slog.Info("queen-rbee listening", "url", url, "worker_timeout", *workerTimeout, "token", cfg.QueenToken != "", "api_keys", nkeys, "openai_base_url", url+"/v1")
+	slog.Info("queen-rbee listening", "url", url, "worker_timeout", *workerTimeout, "keep_alive", cfg.KeepAliveOrDefault(), "max_queue", cfg.MaxQueueOrDefault(), "token", cfg.QueenToken != "", "api_keys", nkeys, "openai_base_url", url+"/v1")
 	serveErr := httpapi.Serve(ctx, httpapi.NewServer(q.Handler()), ln, 5*time.Second)
 	// A job that outlives its cancellation or a hive that fails to stop is
 	// worth a line in the log, not a failed exit: the queen did stop.
@@ -129,4 +133,13 @@ func urls(host string, port int) (public, local string) {
 		return public, "http://" + net.JoinHostPort("127.0.0.1", p)
 	}
 	return public, public
+}
+
+// keepAlive is keep_alive of config.toml as queen.Options takes it: "0"
+// (keep workers) is negative there, where zero means the default.
+func keepAlive(cfg config.Config) time.Duration {
+	if d := cfg.KeepAliveOrDefault(); d > 0 {
+		return d
+	}
+	return -1
 }

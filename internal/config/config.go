@@ -25,6 +25,14 @@ type Config struct {
 	// address this machine connects to the host from, over SSH, with the
 	// queen's port.
 	QueenAdvertiseURL string `toml:"queen_advertise_url"`
+	// KeepAlive is how long a worker may sit idle (no request running on
+	// it or waiting for it) before the queen stops it; "0" keeps workers
+	// until they are stopped by hand. Unset: DefaultKeepAlive (5m).
+	KeepAlive *Duration `toml:"keep_alive"`
+	// MaxQueue is how many requests for one model may wait in the queen
+	// for a free slot before new ones are refused with queue_full. Unset:
+	// DefaultMaxQueue (128).
+	MaxQueue int `toml:"max_queue"`
 }
 
 // Load reads config.toml from ConfigDir; a missing file is the defaults.
@@ -57,6 +65,9 @@ func LoadFile(path string) (Config, error) {
 	}
 	if err := CheckAdvertiseURL(c.QueenAdvertiseURL); err != nil {
 		return c, fmt.Errorf("%s: queen_advertise_url: %v", path, err)
+	}
+	if err := c.checkScheduling(); err != nil {
+		return c, fmt.Errorf("%s: %v", path, err)
 	}
 	return c.withDefaults(), nil
 }

@@ -127,7 +127,12 @@ type fakeWorker struct {
 	end       wire.End
 	dropAfter atomic.Int32 // > 0: cut the connection after this many tokens
 	hold      bool         // after the tokens, keep the stream open until it is closed
-	full      atomic.Bool  // answer 429 queue_full
+	// gate, when set, holds each stream after its tokens until a value
+	// comes (or the stream is closed), then ends it.
+	gate chan struct{}
+	// streamErr, when set, ends each stream with this error event instead.
+	streamErr *wire.ErrorEvent
+	full      atomic.Bool // answer 429 queue_full
 
 	mu       sync.Mutex
 	requests []wire.InferenceRequest
@@ -170,6 +175,18 @@ func newFakeWorker(t *testing.T, id string, tokens ...string) *fakeWorker {
 		if w.hold {
 			<-r.Context().Done()
 			w.closed <- struct{}{}
+			return
+		}
+		if w.gate != nil {
+			select {
+			case <-w.gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if w.streamErr != nil {
+			_ = sw.Event(wire.TypeError, *w.streamErr)
+			_ = sw.Done()
 			return
 		}
 		_ = sw.Event(wire.TypeEnd, w.end)

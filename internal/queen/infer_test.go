@@ -63,13 +63,17 @@ func TestInferMatchesModelByCatalogID(t *testing.T) {
 	}
 }
 
-func TestInferPicksLeastBusy(t *testing.T) {
+func TestInferPicksMostFreeSlots(t *testing.T) {
 	q := newQueen(t, nil, nil)
 	busy := newFakeWorker(t, "busy", "a")
 	idle := newFakeWorker(t, "idle", "b")
 	other := newFakeWorker(t, "other", "c")
-	q.beat(t, idle.heartbeat("m", wire.StateReady, 0))
-	q.beat(t, busy.heartbeat("m", wire.StateBusy, 2)) // heard from last, but busier
+	hb := idle.heartbeat("m", wire.StateReady, 0)
+	hb.Slots = 4
+	q.beat(t, hb)
+	hb = busy.heartbeat("m", wire.StateReady, 2) // heard from last, but busier
+	hb.Slots = 4
+	q.beat(t, hb)
 	q.beat(t, other.heartbeat("n", wire.StateReady, 0))
 	for range 3 {
 		if _, err := q.run(t, inferOp("m", "p")); err != nil {
@@ -247,8 +251,10 @@ func TestInferSkipsDeadWorker(t *testing.T) {
 	q := newQueen(t, nil, nil)
 	dead := newFakeWorker(t, "dead", "a")
 	live := newFakeWorker(t, "live", "b")
-	q.beat(t, live.heartbeat("m", wire.StateReady, 1))
-	q.beat(t, dead.heartbeat("m", wire.StateReady, 0))
+	hb := live.heartbeat("m", wire.StateReady, 1)
+	hb.Slots = 2 // one free, as the dead one has
+	q.beat(t, hb)
+	q.beat(t, dead.heartbeat("m", wire.StateReady, 0)) // heard from last: tried first
 	dead.srv.Close()
 	if _, err := q.run(t, inferOp("m", "p")); err != nil {
 		t.Fatal(err)
@@ -261,20 +267,31 @@ func TestInferSkipsDeadWorker(t *testing.T) {
 	}
 }
 
+// A worker that turns a request away although the queen counted a free
+// slot (others use it too) is passed over until its next heartbeat; the
+// request waits in the queen's queue meanwhile instead of failing.
 func TestInferFullWorkers(t *testing.T) {
 	q := newQueen(t, nil, nil)
 	a := newFakeWorker(t, "a", "x")
 	b := newFakeWorker(t, "b", "y")
 	q.beat(t, a.heartbeat("m", wire.StateReady, 0))
-	q.beat(t, b.heartbeat("m", wire.StateBusy, 1))
+	q.beat(t, b.heartbeat("m", wire.StateReady, 0))
 	a.full.Store(true)
-	if _, err := q.run(t, inferOp("m", "p")); err != nil || b.requestCount() != 1 {
-		t.Fatalf("full worker not skipped: %v", err)
-	}
 	b.full.Store(true)
-	_, err := q.run(t, inferOp("m", "p"))
-	if errorCode(err) != wire.CodeQueueFull || !strings.Contains(err.Error(), "try again") {
-		t.Fatalf("all full: %v", err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := q.run(t, inferOp("m", "p"))
+		done <- err
+	}()
+	waitFor(t, "both workers to turn the request away", func() bool {
+		q.queue.mu.Lock()
+		defer q.queue.mu.Unlock()
+		return len(q.queue.refused) == 2 && len(q.queue.lines["m"]) == 1
+	})
+	b.full.Store(false)
+	q.beat(t, b.heartbeat("m", wire.StateReady, 0)) // a newer heartbeat: b is asked again
+	if err := <-done; err != nil || b.requestCount() != 1 {
+		t.Fatalf("after b freed up: %v, b took %d", err, b.requestCount())
 	}
 	if wk, _ := q.Workers().Get("a"); wk.State == wire.StateGone {
 		t.Fatal("a full worker was marked gone")

@@ -1,15 +1,12 @@
 package queen
 
 import (
-	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 
-	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
@@ -22,35 +19,80 @@ type spawnFlight struct {
 	err     error
 	job     string // the queen job that runs it, for the log
 	waiters int    // requests that asked for it; guarded by spawnGroup.mu
+	// watchers get the start's narration and progress (a download, the
+	// load): the requests of the job protocol, whose clients read them.
+	watchers map[int]func(wire.Event) // guarded by spawnGroup.mu
+	nextID   int
 }
 
-// spawnGroup holds the starts in progress, one per model at most.
+// spawnGroup holds the starts in progress, one per model (and hive, for
+// requests restricted to one) at most.
 type spawnGroup struct {
 	mu      sync.Mutex
 	flights map[string]*spawnFlight
 }
 
-// spawnFor starts a worker for model on a hive that has it, or returns the
+// watch has fn called with the start's events until stop is called.
+func (g *spawnGroup) watch(f *spawnFlight, fn func(wire.Event)) (stop func()) {
+	if fn == nil {
+		return func() {}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f.watchers == nil {
+		f.watchers = make(map[int]func(wire.Event))
+	}
+	id := f.nextID
+	f.nextID++
+	f.watchers[id] = fn
+	return func() {
+		g.mu.Lock()
+		delete(f.watchers, id)
+		g.mu.Unlock()
+	}
+}
+
+func (g *spawnGroup) tell(f *spawnFlight, e wire.Event) {
+	g.mu.Lock()
+	fns := make([]func(wire.Event), 0, len(f.watchers))
+	for _, fn := range f.watchers {
+		fns = append(fns, fn)
+	}
+	g.mu.Unlock()
+	for _, fn := range fns {
+		fn(e)
+	}
+}
+
+func flightKey(w want) string {
+	if w.hive == "" {
+		return w.ref.ID
+	}
+	return w.ref.ID + "@" + w.hive
+}
+
+// spawnFor starts a worker for w on the best placement, or returns the
 // start already in progress. The start runs as a queen job, so that it
 // outlives the request that caused it (others wait for it too), stops when
 // the queen does, and can be followed or cancelled like any job.
-func (s *Server) spawnFor(model string) *spawnFlight {
+func (s *Server) spawnFor(w want) *spawnFlight {
 	g := &s.spawns
+	key := flightKey(w)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if f := g.flights[model]; f != nil {
+	if f := g.flights[key]; f != nil {
 		f.waiters++
 		return f
 	}
 	f := &spawnFlight{done: make(chan struct{}), waiters: 1}
 	finish := func(err error) {
 		g.mu.Lock()
-		delete(g.flights, model)
+		delete(g.flights, key)
 		g.mu.Unlock()
-		f.err = coded(err, model)
+		f.err = coded(err, w.model)
 		close(f.done)
 	}
-	op := wire.Operation{Operation: wire.OpWorkerSpawn, Model: model}
+	op := wire.Operation{Operation: wire.OpWorkerSpawn, Model: w.model, HiveID: w.hive}
 	j, err := s.jobs.Create(op, func(j *jobs.Job) (err error) {
 		// Set first, so that waiters are released even if the start
 		// panics (the registry recovers it).
@@ -58,7 +100,11 @@ func (s *Server) spawnFor(model string) *spawnFlight {
 		defer func() { finish(err) }()
 		ctx, cancel := context.WithTimeout(j.Context(), s.opt.LoadWait)
 		defer cancel()
-		err = s.spawnOnSomeHive(ctx, j, model)
+		emit := func(e wire.Event) {
+			j.Emit(e.Type, e)
+			g.tell(f, e)
+		}
+		err = s.spawnSomewhere(ctx, j, w, emit)
 		return err
 	})
 	if err != nil {
@@ -70,8 +116,8 @@ func (s *Server) spawnFor(model string) *spawnFlight {
 	if g.flights == nil {
 		g.flights = make(map[string]*spawnFlight)
 	}
-	g.flights[model] = f
-	s.log.Info("starting a worker for an API request", "model", model, "job_id", f.job)
+	g.flights[key] = f
+	s.log.Info("starting a worker for a request", "model", w.model, "hive", w.hive, "job_id", f.job)
 	return f
 }
 
@@ -85,116 +131,64 @@ func coded(err error, model string) error {
 		re *jobs.RemoteError
 		he *httpapi.Error
 	)
-	if err == nil || errors.As(err, &je) || errors.As(err, &jp) || errors.As(err, &re) || errors.As(err, &he) {
+	if err == nil || errors.Is(err, errNowhere) || errors.As(err, &je) || errors.As(err, &jp) || errors.As(err, &re) || errors.As(err, &he) {
 		return err
 	}
 	return jobs.Errorf(wire.CodeUnavailable, "starting a worker for %s: %v", model, err)
 }
 
-// placement is a live hive whose catalog has the model.
-type placement struct {
-	hive    config.Hive
-	model   wire.ModelInfo
-	ramFree uint64 // 0: unknown
-}
-
-// spawnOnSomeHive starts a worker for model on the live hive that has it
-// and the most free memory, falling back to the next when a start fails.
-func (s *Server) spawnOnSomeHive(ctx context.Context, j *jobs.Job, model string) error {
-	places, err := s.placements(ctx, model)
+// spawnSomewhere starts a worker for w on the first placement that takes
+// it (see placements), trying the next when a start fails.
+func (s *Server) spawnSomewhere(ctx context.Context, j *jobs.Job, w want, emit func(wire.Event)) error {
+	places, err := s.placements(ctx, w)
 	if err != nil {
 		return err
 	}
-	if len(places) == 0 {
-		return jobs.Errorf(wire.CodeUnknownModel, "no live hive has model %q in its catalog (add it with: rbee model download MODEL --hive ALIAS)", model)
-	}
-	var fits []placement
-	var short []string
-	for _, p := range places {
-		// A hive that does not say how much memory it has is tried.
-		if p.ramFree == 0 || p.ramFree >= needs(p.model) {
-			fits = append(fits, p)
-		} else {
-			short = append(short, fmt.Sprintf("%s has %d MiB free", p.hive.Alias, p.ramFree>>20))
-		}
-	}
-	if len(fits) == 0 {
-		return jobs.Errorf(wire.CodeUnavailable, "no hive has room for model %s (about %d MiB): %s", model, needs(places[0].model)>>20, strings.Join(short, "; "))
+	say := func(action, human string, hive string) {
+		n := j.Narration(action, human)
+		n.HiveID = hive
+		emit(wire.Event{Type: wire.TypeNarration, Actor: n.Actor, Action: n.Action, Human: n.Human, JobID: n.JobID, HiveID: n.HiveID})
 	}
 	var errs []error
-	for _, p := range fits {
-		j.Narrate("spawn", fmt.Sprintf("Starting a worker for %s on hive %s", model, p.hive.Alias))
-		op := wire.Operation{Operation: wire.OpWorkerSpawn, Model: model}
+	for i, p := range places {
+		if i == 0 {
+			say("spawn", fmt.Sprintf("No worker serves %s yet; starting one on %s", w.model, p), p.hive.Alias)
+		} else {
+			say("spawn", fmt.Sprintf("Trying %s for %s instead", p, w.model), p.hive.Alias)
+		}
+		op := wire.Operation{Operation: wire.OpWorkerSpawn, Model: p.spawn, Device: p.device}
 		ev, err := s.runOnHive(ctx, p.hive, op, func(e wire.Event) error {
 			if !e.Terminal() {
-				j.Emit(e.Type, tagHive(e, p.hive.Alias))
+				emit(tagHive(e, p.hive.Alias))
 			}
 			return nil
 		})
 		if err == nil {
 			j.Emit(wire.TypeResult, ev)
+			var wi wire.WorkerInfo
+			_ = json.Unmarshal(ev.Data, &wi)
+			// Only in this job: each request says so itself when it gets
+			// the worker, which may be before this answer comes.
+			j.Narrate("spawn", fmt.Sprintf("Worker %s started on %s for %s; %s", wi.WorkerID, p, w.model, s.keepAliveNote()))
 			return nil
 		}
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		s.log.Warn("starting a worker failed", "model", model, "hive", p.hive.Alias, "err", err)
+		s.log.Warn("starting a worker failed", "model", w.model, "hive", p.hive.Alias, "device", p.device, "err", err)
+		say("spawn", fmt.Sprintf("Starting a worker on %s failed: %v", p, err), p.hive.Alias)
 		errs = append(errs, err)
 	}
 	if len(errs) == 1 {
 		return errs[0]
 	}
-	return jobs.Errorf(wire.CodeWorkerFailed, "no hive could start a worker for %s: %v", model, errors.Join(errs...))
+	return jobs.Errorf(wire.CodeWorkerFailed, "no hive could start a worker for %s: %v", w.model, errors.Join(errs...))
 }
 
-// needs is the memory a worker of m needs: the catalog's estimate, else
-// the file's size, which is loaded whole, so the least it can be.
-func needs(m wire.ModelInfo) uint64 {
-	if m.MemoryBytes > 0 {
-		return m.MemoryBytes
+// keepAliveNote tells a person how long a worker started for them stays.
+func (s *Server) keepAliveNote() string {
+	if s.opt.KeepAlive < 0 {
+		return "it stays running for the next request until stopped (keep_alive 0)"
 	}
-	return uint64(max(m.SizeBytes, 0))
-}
-
-// placements lists the live hives whose catalog has model, most free
-// memory first.
-func (s *Server) placements(ctx context.Context, model string) ([]placement, error) {
-	hives, err := s.opt.Hives()
-	if err != nil {
-		return nil, fmt.Errorf("reading the hive list: %w", err)
-	}
-	sts := s.probeAll(ctx, hives)
-	out := make([]*placement, len(hives))
-	var wg sync.WaitGroup
-	for i, h := range hives {
-		if sts[i].State != wire.HiveOnline {
-			continue
-		}
-		wg.Go(func() {
-			ms, err := s.hiveModels(ctx, h)
-			if err != nil {
-				return
-			}
-			k := slices.IndexFunc(ms, func(m wire.HiveModel) bool { return m.ID == model })
-			if k < 0 {
-				return
-			}
-			p := &placement{hive: h, model: ms[k].ModelInfo}
-			if caps, err := s.capabilities(ctx, h); err == nil {
-				p.ramFree = caps.RAMFreeBytes
-			}
-			out[i] = p
-		})
-	}
-	wg.Wait()
-	var places []placement
-	for _, p := range out {
-		if p != nil {
-			places = append(places, *p)
-		}
-	}
-	slices.SortStableFunc(places, func(a, b placement) int {
-		return cmp.Or(cmp.Compare(b.ramFree, a.ramFree), cmp.Compare(a.hive.Alias, b.hive.Alias))
-	})
-	return places, nil
+	return fmt.Sprintf("it stays running for the next request, and stops after %s without one (keep_alive)", s.opt.KeepAlive)
 }

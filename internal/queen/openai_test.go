@@ -242,14 +242,24 @@ func TestAPINoRoom(t *testing.T) {
 	}
 }
 
-// Every worker full: 429 with Retry-After, so clients back off and retry.
+// A full queue: 429 with Retry-After, so clients back off and retry.
 func TestAPIQueueFull(t *testing.T) {
-	q := newQueen(t, nil, nil)
-	for _, id := range []string{"w1", "w2"} {
-		w := newFakeWorker(t, id, "x")
-		w.full.Store(true)
-		q.beat(t, w.heartbeat("alpha", wire.StateBusy, 1))
-	}
+	q := newQueen(t, nil, func(o *Options) { o.MaxQueue = 1 })
+	w := newFakeWorker(t, "w1", "x")
+	q.beat(t, w.heartbeat("alpha", wire.StateBusy, 1)) // its one slot is taken
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waiting, _ := http.NewRequestWithContext(ctx, http.MethodPost, q.srv.URL+"/v1/chat/completions", strings.NewReader(chatJSON("alpha", false)))
+	go func() {
+		if resp, err := q.srv.Client().Do(waiting); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, "a request in the queue", func() bool {
+		q.queue.mu.Lock()
+		defer q.queue.mu.Unlock()
+		return len(q.queue.lines["alpha"]) == 1
+	})
 	req, _ := http.NewRequest(http.MethodPost, q.srv.URL+"/v1/chat/completions", strings.NewReader(chatJSON("alpha", false)))
 	resp, err := q.srv.Client().Do(req)
 	if err != nil {
@@ -260,6 +270,13 @@ func TestAPIQueueFull(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), `"code":"queue_full"`) {
 		t.Errorf("%d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
 	}
+	// The client that waited and left is out of the queue.
+	cancel()
+	waitFor(t, "the queue to empty", func() bool {
+		q.queue.mu.Lock()
+		defer q.queue.mu.Unlock()
+		return len(q.queue.lines) == 0
+	})
 }
 
 // A client that leaves mid-stream gets its generation stopped on the
@@ -367,10 +384,14 @@ func TestAPIModels(t *testing.T) {
 func TestAPIWorkerFailures(t *testing.T) {
 	q := newQueen(t, nil, nil)
 	dead := newFakeWorker(t, "dead", "x")
-	q.beat(t, dead.heartbeat("alpha", wire.StateReady, 0))
+	hb := dead.heartbeat("alpha", wire.StateReady, 0)
+	hb.Slots = 4
+	q.beat(t, hb)
 	dead.srv.Close()
 	good := newFakeWorker(t, "good", "o", "k")
-	q.beat(t, good.heartbeat("alpha", wire.StateReady, 3)) // busier, so tried second
+	hb = good.heartbeat("alpha", wire.StateReady, 3) // busier, so tried second
+	hb.Slots = 4
+	q.beat(t, hb)
 	code, body := q.postAPI(t, "/v1/chat/completions", chatJSON("alpha", false))
 	if code != http.StatusOK || content(t, body) != "ok" {
 		t.Fatalf("with a dead worker: %d %s", code, body)

@@ -56,6 +56,14 @@ type Options struct {
 	HiveStartTimeout time.Duration
 	// LoadWait bounds how long infer waits for a loading worker; 5 min.
 	LoadWait time.Duration
+	// MaxQueue is how many requests for one model may wait for a free
+	// slot before new ones get queue_full; config.DefaultMaxQueue.
+	MaxQueue int
+	// KeepAlive is how long a worker may sit idle before the queen stops
+	// it through its hive; config.DefaultKeepAlive; negative: never.
+	KeepAlive time.Duration
+	// Policy picks the worker for each queued request; MostFreeSlots.
+	Policy Policy
 	// Shutdown is called by POST /v1/shutdown; the daemon then stops.
 	Shutdown func()
 	// BindHost and Port are where the queen listens; with AdvertiseURL
@@ -90,8 +98,12 @@ type Server struct {
 	jobs    *jobs.Registry
 	workers *workers.Registry
 	local   *localHive
-	spawns  spawnGroup // workers started for API requests
+	spawns  spawnGroup // workers started for requests
 	tokens  hiveTokens // of remote hives
+	queue   *queue     // requests waiting for a worker slot
+	idle    idleWatch  // workers without work, for keep_alive
+	closing chan struct{}
+	loops   sync.WaitGroup // the queue's and keep_alive's
 
 	closeOnce sync.Once
 	closeErr  error
@@ -114,8 +126,17 @@ func New(opt Options) *Server {
 	if opt.LoadWait <= 0 {
 		opt.LoadWait = 5 * time.Minute
 	}
+	if opt.MaxQueue <= 0 {
+		opt.MaxQueue = config.DefaultMaxQueue
+	}
+	if opt.KeepAlive == 0 {
+		opt.KeepAlive = config.DefaultKeepAlive
+	}
+	if opt.Policy == nil {
+		opt.Policy = MostFreeSlots{}
+	}
 	if opt.HTTP == nil {
-		opt.HTTP = http.DefaultClient
+		opt.HTTP = defaultHTTP
 	}
 	if opt.SSHConfigHive == nil {
 		opt.SSHConfigHive = config.SSHConfigHive
@@ -133,10 +154,26 @@ func New(opt Options) *Server {
 		jobs:    jobs.NewRegistry(opt.Jobs),
 		workers: workers.New(workers.Options{GoneAfter: opt.WorkerTimeout}),
 		tokens:  hiveTokens{dir: opt.HiveTokenDir},
+		closing: make(chan struct{}),
 	}
 	s.local = &localHive{s: s}
+	s.queue = newQueue(s.workers, opt.Policy, opt.MaxQueue)
+	s.loops.Go(func() { s.queue.watch(s.closing) })
+	if opt.KeepAlive > 0 {
+		s.loops.Go(s.keepAlive)
+	}
 	return s
 }
+
+// defaultHTTP is the client for hives and workers: the default transport
+// keeps two idle connections per host, and a worker serving many streams
+// would open and close one for nearly every request.
+var defaultHTTP = &http.Client{Transport: func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 256
+	t.MaxIdleConns = 4096
+	return t
+}()}
 
 // Workers is the worker registry.
 func (s *Server) Workers() *workers.Registry { return s.workers }
@@ -145,8 +182,11 @@ func (s *Server) Workers() *workers.Registry { return s.workers }
 // it (which stops its workers). It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.queue.close()
 		jerr := s.jobs.Close()
 		herr := s.local.stopOwned()
+		s.loops.Wait()
 		s.closeErr = errors.Join(jerr, herr)
 	})
 	return s.closeErr

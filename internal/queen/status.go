@@ -25,6 +25,7 @@ func (s *Server) runStatus(j *jobs.Job) error {
 		Hives:   s.probeAll(ctx, hives),
 		Workers: s.workerStatus(),
 		Models:  []wire.HiveModel{},
+		Queues:  s.queue.status(),
 	}
 
 	models := make([][]wire.HiveModel, len(hives))

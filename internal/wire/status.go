@@ -19,6 +19,16 @@ type Status struct {
 	Hives   []HiveStatus   `json:"hives"`
 	Workers []WorkerStatus `json:"workers"`
 	Models  []HiveModel    `json:"models"`
+	// Queues are the models with requests waiting in the queen for a
+	// free worker slot.
+	Queues []QueueStatus `json:"queues"`
+}
+
+// QueueStatus is one model's queue in the queen.
+type QueueStatus struct {
+	Model   string `json:"model"`
+	Waiting int    `json:"waiting"` // requests waiting for a free slot
+	Max     int    `json:"max"`     // max_queue: more are refused with queue_full
 }
 
 // QueenStatus describes the queen itself.

@@ -52,6 +52,11 @@ type Worker struct {
 // so the queen's own count of requests it sent there is taken when higher.
 func (w Worker) Load() int { return max(w.Active+w.QueueLen, w.InFlight) }
 
+// Free is how many more requests the worker can start now: its slots (at
+// least one; a worker that reports none decodes one at a time) less its
+// Load.
+func (w Worker) Free() int { return max(w.Slots, 1) - w.Load() }
+
 // Available reports whether the worker takes inference requests: a busy
 // worker still queues them.
 func (w Worker) Available() bool { return w.State == wire.StateReady || w.State == wire.StateBusy }
@@ -174,6 +179,9 @@ type Filter struct {
 	WorkerID string
 }
 
+// Matches reports whether w is one of the workers f selects.
+func (f Filter) Matches(w Worker) bool { return f.match(w) }
+
 func (f Filter) match(w Worker) bool {
 	return slices.Contains(f.Models, w.Model) &&
 		(f.HiveID == "" || w.HiveID == f.HiveID) &&
@@ -184,7 +192,15 @@ func (f Filter) match(w Worker) bool {
 // and, among equals, the most recently heard from; and separately those that
 // match but are still loading, which will take requests soon.
 func (r *Registry) Pick(f Filter) (ready, loading []Worker) {
-	for _, w := range r.List() {
+	now := r.opt.Now()
+	r.mu.Lock()
+	// Only the matches are copied: the queue asks on every change, and the
+	// registry may hold thousands of workers of other models.
+	for _, e := range r.workers {
+		if !slices.Contains(f.Models, e.hb.Model) {
+			continue
+		}
+		w := r.viewLocked(e, now)
 		if !f.match(w) {
 			continue
 		}
@@ -195,8 +211,10 @@ func (r *Registry) Pick(f Filter) (ready, loading []Worker) {
 			loading = append(loading, w)
 		}
 	}
-	slices.SortStableFunc(ready, func(a, b Worker) int {
-		return cmp.Or(cmp.Compare(a.Load(), b.Load()), b.LastSeen.Compare(a.LastSeen))
+	r.mu.Unlock()
+	slices.SortFunc(loading, func(a, b Worker) int { return cmp.Compare(a.WorkerID, b.WorkerID) })
+	slices.SortFunc(ready, func(a, b Worker) int {
+		return cmp.Or(cmp.Compare(a.Load(), b.Load()), b.LastSeen.Compare(a.LastSeen), cmp.Compare(a.WorkerID, b.WorkerID))
 	})
 	return ready, loading
 }
