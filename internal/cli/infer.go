@@ -19,7 +19,7 @@ const spawnSettle = 5 * time.Second
 
 var inferCommand = &command{
 	name:     "infer",
-	synopsis: "-m MODEL [--hive ALIAS] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop S]... PROMPT",
+	synopsis: "-m MODEL [--hive ALIAS] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop S]... [--timeout D] PROMPT",
 	summary:  "generate text and print it as it comes",
 	help: `Only the generated text goes to stdout; what rbee and the daemons are doing
 goes to stderr. MODEL is a catalog id, a path to a .gguf file, or
@@ -46,6 +46,7 @@ localhost) and leaves it running for the next request.`,
 		fs.Var(&o.repeatPenalty, "repeat-penalty", "penalty `R` for repeating recent tokens; 1 is off")
 		fs.Var(&o.seed, "seed", "random seed `S` of the sampler")
 		fs.Var(&o.stop, "stop", "stop at the text `S` (repeatable)")
+		fs.DurationVar(&o.timeout, "timeout", 0, "fail if the request cannot start within `D` (e.g. 30s); 0 waits as long as the queen does")
 		fs.BoolVar(&o.quiet, "quiet", false, "print only the text: no narration, progress or summary on stderr")
 		fs.BoolVar(&o.quiet, "q", false, "")
 		return func(ctx context.Context, args []string) error {
@@ -63,6 +64,7 @@ type inferOpts struct {
 	minP, repeatPenalty   optFloat
 	seed                  optUint32
 	stop                  stringList
+	timeout               time.Duration
 	quiet                 bool
 }
 
@@ -95,6 +97,13 @@ func (a *App) infer(ctx context.Context, g *globals, o inferOpts) error {
 		Operation: wire.OpInfer, Model: model, Prompt: o.prompt, HiveID: o.hive, WorkerID: o.workerID,
 		MaxTokens: o.maxTokens.v, Temperature: o.temperature.v, TopP: o.topP.v, TopK: o.topK.v,
 		MinP: o.minP.v, RepetitionPenalty: o.repeatPenalty.v, Seed: o.seed.v, Stop: o.stop,
+	}
+	if o.timeout < 0 {
+		return usagef("--timeout must not be negative")
+	}
+	if o.timeout > 0 {
+		ms := int(max(o.timeout.Milliseconds(), 1))
+		op.TimeoutMs = &ms
 	}
 	if err := op.InferenceRequest().Validate(); err != nil {
 		return usagef("%v", err)

@@ -40,7 +40,7 @@ var statusCommand = &command{
 }
 
 // writeStatus prints the status for people: the queen, then a table each
-// for hives, workers and models.
+// for hives, workers, models and waiting requests.
 func writeStatus(w io.Writer, st wire.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "queen-rbee\t%s\n", oneLine(st.Queen.URL))
@@ -88,6 +88,13 @@ func writeStatus(w io.Writer, st wire.Status) error {
 	}
 	if len(st.Models) == 0 {
 		fmt.Fprintln(tw, "(no models)")
+	}
+	// Requests waiting in the queen for a free slot, only when there are.
+	if len(st.Queues) > 0 {
+		fmt.Fprintf(tw, "\nQUEUED MODEL\tWAITING\tLIMIT\n")
+		for _, q := range st.Queues {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", oneLine(q.Model), q.Waiting, q.Max)
+		}
 	}
 	return tw.Flush()
 }
