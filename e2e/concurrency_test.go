@@ -182,7 +182,7 @@ func TestQueueFullAndDeadline(t *testing.T) {
 	e.addConfig("max_queue = 2\n")
 	e.startQueen()
 	e.handWorker(stories, "stories260K", "w-one-slot", "--slots", "1")
-	long := wire.Operation{Operation: wire.OpInfer, Model: "stories260K", Prompt: "Once upon a time", MaxTokens: ptr(2000), Temperature: ptr(0.0)}
+	long := wire.Operation{Operation: wire.OpInfer, Model: "stories260K", InferenceRequest: wire.InferenceRequest{Prompt: "Once upon a time", MaxTokens: ptr(2000), Temperature: ptr(0.0)}}
 
 	running := e.startInfer(long)
 	running.until(t, "a first token", isToken)
@@ -256,7 +256,7 @@ func TestCancellationReachesWorker(t *testing.T) {
 	ws := e.handWorker(stories, "stories260K", "w-cancel", "--slots", "1")
 	w := &workerclient.Client{BaseURL: ws.URL}
 	const maxTokens = 2000
-	op := wire.Operation{Operation: wire.OpInfer, Model: "stories260K", Prompt: "Once upon a time", MaxTokens: ptr(maxTokens), Temperature: ptr(0.0)}
+	op := wire.Operation{Operation: wire.OpInfer, Model: "stories260K", InferenceRequest: wire.InferenceRequest{Prompt: "Once upon a time", MaxTokens: ptr(maxTokens), Temperature: ptr(0.0)}}
 
 	t.Run("job stream dropped", func(t *testing.T) {
 		s := e.startInfer(op)

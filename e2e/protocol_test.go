@@ -55,7 +55,7 @@ func TestJobProtocolThroughQueen(t *testing.T) {
 		}
 	}()
 	time.Sleep(100 * time.Millisecond)
-	jc, err := c.Submit(ctx, wire.Operation{Operation: wire.OpInfer, Model: "slow", Prompt: "x"})
+	jc, err := c.Submit(ctx, wire.Operation{Operation: wire.OpInfer, Model: "slow", InferenceRequest: wire.InferenceRequest{Prompt: "x"}})
 	must(t, err)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.queenURL+jc.SSEURL, nil)
 	resp, err = http.DefaultClient.Do(req)
@@ -125,7 +125,7 @@ func TestHiveRefusesInfer(t *testing.T) {
 	e.daemon("rbee-hive", "--port", strings.TrimPrefix(e.hiveURL, "http://127.0.0.1:"), "--hive-id", "localhost")
 	e.waitAnswers(e.hiveURL)
 	c := &jobs.Client{BaseURL: e.hiveURL}
-	_, err := c.Submit(t.Context(), wire.Operation{Operation: wire.OpInfer, Model: "alpha", Prompt: "abc"})
+	_, err := c.Submit(t.Context(), wire.Operation{Operation: wire.OpInfer, Model: "alpha", InferenceRequest: wire.InferenceRequest{Prompt: "abc"}})
 	var re *jobs.RemoteError
 	if !errors.As(err, &re) || re.Status != http.StatusBadRequest || !strings.Contains(re.Message, "queen") {
 		t.Fatalf("infer on the hive: %v", err)

@@ -95,7 +95,7 @@ func run(bin, model string, runs, tokens, coldRuns, statusRuns int) error {
 	ctx := context.Background()
 	maxTok := tokens
 	temp := 0.0
-	op := wire.Operation{Operation: wire.OpInfer, Model: modelID, Prompt: prompt, MaxTokens: &maxTok, Temperature: &temp}
+	op := wire.Operation{Operation: wire.OpInfer, Model: modelID, InferenceRequest: wire.InferenceRequest{Prompt: prompt, MaxTokens: &maxTok, Temperature: &temp}}
 	wc := &workerclient.Client{BaseURL: workerURL}
 	paths := []struct {
 		name    string
@@ -105,7 +105,7 @@ func run(bin, model string, runs, tokens, coldRuns, statusRuns int) error {
 			return w.measureCLI("infer", "-m", modelID, "--max-tokens", fmt.Sprint(tokens), "--temperature", "0", prompt)
 		}},
 		{"queen job stream (jobs.Client)", func() (sample, error) { return w.measureQueen(ctx, op) }},
-		{"worker direct (workerclient)", func() (sample, error) { return measureWorker(ctx, wc, op.InferenceRequest()) }},
+		{"worker direct (workerclient)", func() (sample, error) { return measureWorker(ctx, wc, op.InferenceRequest) }},
 	}
 	samples := make([][]sample, len(paths))
 	for i := -1; i < runs; i++ { // run -1 warms up

@@ -220,7 +220,7 @@ func direct(client *http.Client, workers []*fakeWorker, tokens int) openFn {
 
 // viaJobs is an infer job through the queen: POST /v1/jobs, GET its stream.
 func viaJobs(client *http.Client, queenURL string, tokens int) openFn {
-	body, _ := json.Marshal(wire.Operation{Operation: wire.OpInfer, Model: "fake", Prompt: "hello", MaxTokens: &tokens})
+	body, _ := json.Marshal(wire.Operation{Operation: wire.OpInfer, Model: "fake", InferenceRequest: wire.InferenceRequest{Prompt: "hello", MaxTokens: &tokens}})
 	return func(ctx context.Context, _ int, first func()) error {
 		resp, err := do(ctx, client, http.MethodPost, queenURL+"/v1/jobs", body)
 		if err != nil {

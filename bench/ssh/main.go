@@ -293,7 +293,7 @@ func (b *bench) spawnToHeartbeat(ctx context.Context, hive, model string) (beat,
 func (b *bench) firstToken(ctx context.Context, hive string) (time.Duration, error) {
 	maxTok, temp := 8, 0.0
 	start := time.Now()
-	jc, err := b.client.Submit(ctx, wire.Operation{Operation: wire.OpInfer, Model: "alpha", HiveID: hive, Prompt: "abc", MaxTokens: &maxTok, Temperature: &temp})
+	jc, err := b.client.Submit(ctx, wire.Operation{Operation: wire.OpInfer, Model: "alpha", HiveID: hive, InferenceRequest: wire.InferenceRequest{Prompt: "abc", MaxTokens: &maxTok, Temperature: &temp}})
 	if err != nil {
 		return 0, err
 	}

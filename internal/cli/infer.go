@@ -93,11 +93,7 @@ func (a *App) infer(ctx context.Context, g *globals, o inferOpts) error {
 	if err != nil {
 		return err
 	}
-	op := wire.Operation{
-		Operation: wire.OpInfer, Model: model, Prompt: o.prompt, HiveID: o.hive, WorkerID: o.workerID,
-		MaxTokens: o.maxTokens.v, Temperature: o.temperature.v, TopP: o.topP.v, TopK: o.topK.v,
-		MinP: o.minP.v, RepetitionPenalty: o.repeatPenalty.v, Seed: o.seed.v, Stop: o.stop,
-	}
+	op := wire.Operation{Operation: wire.OpInfer, Model: model, HiveID: o.hive, WorkerID: o.workerID, InferenceRequest: wire.InferenceRequest{Prompt: o.prompt, MaxTokens: o.maxTokens.v, Temperature: o.temperature.v, TopP: o.topP.v, TopK: o.topK.v, MinP: o.minP.v, RepetitionPenalty: o.repeatPenalty.v, Seed: o.seed.v, Stop: o.stop}}
 	if o.timeout < 0 {
 		return usagef("--timeout must not be negative")
 	}
@@ -105,7 +101,7 @@ func (a *App) infer(ctx context.Context, g *globals, o inferOpts) error {
 		ms := int(max(o.timeout.Milliseconds(), 1))
 		op.TimeoutMs = &ms
 	}
-	if err := op.InferenceRequest().Validate(); err != nil {
+	if err := op.InferenceRequest.Validate(); err != nil {
 		return usagef("%v", err)
 	}
 	qc, err := connect(g)

@@ -41,7 +41,7 @@ func TestRejectedOperations(t *testing.T) {
 		op   wire.Operation
 		want string // in the message
 	}{
-		{wire.Operation{Operation: wire.OpInfer, Model: "alpha", Prompt: "hi"}, "inference goes from the queen straight to a worker"},
+		{wire.Operation{Operation: wire.OpInfer, Model: "alpha", InferenceRequest: wire.InferenceRequest{Prompt: "hi"}}, "inference goes from the queen straight to a worker"},
 		{wire.Operation{Operation: "frobnicate"}, "unknown operation"},
 		{wire.Operation{Operation: wire.OpHiveStart, Alias: "localhost"}, "unknown operation"},
 		{wire.Operation{}, "operation is missing"},

@@ -20,7 +20,7 @@ func (s *Server) prepareInfer(op wire.Operation) (jobs.RunFunc, error) {
 	if op.Prompt == "" {
 		return nil, httpapi.BadRequest("prompt is required")
 	}
-	req := op.InferenceRequest()
+	req := op.InferenceRequest
 	if err := req.Validate(); err != nil {
 		return nil, httpapi.BadRequest("%v", err)
 	}

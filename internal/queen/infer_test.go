@@ -12,7 +12,7 @@ import (
 
 func inferOp(model, prompt string) wire.Operation {
 	n := 8
-	return wire.Operation{Operation: wire.OpInfer, Model: model, Prompt: prompt, MaxTokens: &n}
+	return wire.Operation{Operation: wire.OpInfer, Model: model, InferenceRequest: wire.InferenceRequest{Prompt: prompt, MaxTokens: &n}}
 }
 
 func TestInferRelaysTokensThenEnd(t *testing.T) {
@@ -303,12 +303,12 @@ func TestInferValidation(t *testing.T) {
 	bad := -1
 	hot := 1000.0
 	for name, op := range map[string]wire.Operation{
-		"no model":      {Operation: wire.OpInfer, Prompt: "p"},
-		"bad model":     {Operation: wire.OpInfer, Model: "a b", Prompt: "p"},
+		"no model":      {Operation: wire.OpInfer, InferenceRequest: wire.InferenceRequest{Prompt: "p"}},
+		"bad model":     {Operation: wire.OpInfer, Model: "a b", InferenceRequest: wire.InferenceRequest{Prompt: "p"}},
 		"no prompt":     {Operation: wire.OpInfer, Model: "m"},
-		"max_tokens":    {Operation: wire.OpInfer, Model: "m", Prompt: "p", MaxTokens: &bad},
-		"temperature":   {Operation: wire.OpInfer, Model: "m", Prompt: "p", Temperature: &hot},
-		"bad worker id": {Operation: wire.OpInfer, Model: "m", Prompt: "p", WorkerID: "a\x00"},
+		"max_tokens":    {Operation: wire.OpInfer, Model: "m", InferenceRequest: wire.InferenceRequest{Prompt: "p", MaxTokens: &bad}},
+		"temperature":   {Operation: wire.OpInfer, Model: "m", InferenceRequest: wire.InferenceRequest{Prompt: "p", Temperature: &hot}},
+		"bad worker id": {Operation: wire.OpInfer, Model: "m", WorkerID: "a\x00", InferenceRequest: wire.InferenceRequest{Prompt: "p"}},
 	} {
 		if _, err := q.client.Submit(context.Background(), op); httpStatus(err) != 400 {
 			t.Errorf("%s: got %v", name, err)

@@ -66,7 +66,7 @@ func TestAPIRoutesToWorker(t *testing.T) {
 		t.Errorf("worker request %+v", req)
 	}
 	// The job protocol stays where it was.
-	if evs, err := q.run(t, wire.Operation{Operation: wire.OpInfer, Model: "alpha", Prompt: "abc"}); err != nil || len(evs) == 0 {
+	if evs, err := q.run(t, wire.Operation{Operation: wire.OpInfer, Model: "alpha", InferenceRequest: wire.InferenceRequest{Prompt: "abc"}}); err != nil || len(evs) == 0 {
 		t.Errorf("infer job: %v", err)
 	}
 }

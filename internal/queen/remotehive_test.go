@@ -354,7 +354,7 @@ func TestInferSendsTheHiveTokenToRemoteWorkers(t *testing.T) {
 		t.Fatalf("heartbeat: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if _, err := q.run(t, wire.Operation{Operation: wire.OpInfer, Model: "m", Prompt: "x"}); err != nil {
+	if _, err := q.run(t, wire.Operation{Operation: wire.OpInfer, Model: "m", InferenceRequest: wire.InferenceRequest{Prompt: "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

@@ -39,33 +39,7 @@ type Operation struct {
 	// regardless.
 	AcceptNewHostKey bool `json:"accept_new_host_key,omitempty"`
 
-	// infer
-	Prompt            string        `json:"prompt,omitempty"`
-	Messages          []ChatMessage `json:"messages,omitempty"`
-	MaxTokens         *int          `json:"max_tokens,omitempty"`
-	Temperature       *float64      `json:"temperature,omitempty"`
-	TopP              *float64      `json:"top_p,omitempty"`
-	TopK              *int          `json:"top_k,omitempty"`
-	MinP              *float64      `json:"min_p,omitempty"`
-	RepetitionPenalty *float64      `json:"repetition_penalty,omitempty"`
-	Seed              *uint32       `json:"seed,omitempty"`
-	Stop              []string      `json:"stop,omitempty"`
-	TimeoutMs         *int          `json:"timeout_ms,omitempty"`
-}
-
-// InferenceRequest extracts the worker request from an infer operation.
-func (op Operation) InferenceRequest() InferenceRequest {
-	return InferenceRequest{
-		Prompt:            op.Prompt,
-		Messages:          op.Messages,
-		MaxTokens:         op.MaxTokens,
-		Temperature:       op.Temperature,
-		TopP:              op.TopP,
-		TopK:              op.TopK,
-		MinP:              op.MinP,
-		RepetitionPenalty: op.RepetitionPenalty,
-		Seed:              op.Seed,
-		Stop:              op.Stop,
-		TimeoutMs:         op.TimeoutMs,
-	}
+	// infer: the request the queen sends on to a worker, inline in the
+	// operation's JSON.
+	InferenceRequest
 }
