@@ -47,10 +47,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSHA256$$' -fuzztime $(FUZZTIME) ./internal/download
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSSHConfig$$' -fuzztime $(FUZZTIME) ./internal/config
 
-# Worker against the engine in-process on a 0.5B-parameter model.
-bench:
+# Every benchmark that runs without root or a GPU, each printing its table
+# (bench/ssh needs root for its test host; bench/gpu/run.sh a GPU machine).
+bench: build
 	$(GO) run ./bench/worker
+	$(GO) run ./bench/batch
+	$(GO) run ./bench/e2e
+	$(GO) run ./bench/openai
 	$(GO) run ./bench/download
+	$(GO) run ./bench/queenload
 
 clean:
 	rm -rf bin
