@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"regexp"
-	"strconv"
+	"github.com/rbee/rbee/internal/device"
 
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -95,20 +94,12 @@ func workerIDCommand(sub, op, summary string) *command {
 	}
 }
 
-var deviceRE = regexp.MustCompile(`^(cpu|(cuda|metal):([0-9]{1,4}))$`)
-
 func checkDevice(d string) error {
 	if d == "" {
 		return nil
 	}
-	m := deviceRE.FindStringSubmatch(d)
-	if m == nil {
-		return usagef("device %q: want cpu, cuda:N or metal:N", d)
-	}
-	if m[3] != "" {
-		if n, _ := strconv.Atoi(m[3]); n > 255 {
-			return usagef("device %q: index %d is out of range", d, n)
-		}
+	if _, err := device.Parse(d); err != nil {
+		return usagef("%v", err)
 	}
 	return nil
 }

@@ -1,8 +1,8 @@
 package queen
 
 import (
+	"github.com/rbee/rbee/internal/device"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/rbee/rbee/internal/config"
@@ -24,8 +24,12 @@ var knownOps = []string{
 	wire.OpModelDownload, wire.OpModelList, wire.OpModelGet, wire.OpModelDelete,
 }
 
-// devicePattern is what a worker may be asked to run on.
-var devicePattern = regexp.MustCompile(`^(cpu|(cuda|metal):[0-9]{1,3})$`)
+// validDevice reports whether a worker may be asked to run on d: the
+// hive and the worker parse device names with the same package.
+func validDevice(d string) bool {
+	_, err := device.Parse(d)
+	return err == nil
+}
 
 // dispatch validates an operation and picks what runs it. Everything wrong
 // with the request itself is a 400 here, before any job exists.
@@ -51,8 +55,8 @@ func (s *Server) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 		if err := checkModel(op.Model); err != nil {
 			return nil, err
 		}
-		if op.Device != "" && !devicePattern.MatchString(op.Device) {
-			return nil, httpapi.BadRequest("device %.40q: want cpu, cuda:N or metal:N", op.Device)
+		if _, err := device.Parse(op.Device); op.Device != "" && err != nil {
+			return nil, httpapi.BadRequest("%v", err)
 		}
 		return s.forwardTo(op, op.HiveID)
 	case wire.OpWorkerGet, wire.OpWorkerStop, wire.OpWorkerDelete:

@@ -79,7 +79,7 @@ func (s *Server) placements(ctx context.Context, w want) ([]placement, error) {
 		var room []string
 		if o.caps != nil {
 			for _, g := range o.caps.GPUs {
-				if g.Device == "" || !devicePattern.MatchString(g.Device) {
+				if g.Device == "" || !validDevice(g.Device) {
 					continue
 				}
 				if fits(g.MemoryFreeBytes) {
