@@ -72,6 +72,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err := s.authHeartbeat(r, hb.HiveID); err != nil {
 		return err
 	}
+	if err := checkWorkerHost(r, hb.URL); err != nil {
+		return err
+	}
 	if err := s.workers.Heartbeat(hb); err != nil {
 		if errors.Is(err, workers.ErrFull) {
 			e := httpapi.Errorf(http.StatusServiceUnavailable, wire.CodeUnavailable, "%v: too many workers", err)

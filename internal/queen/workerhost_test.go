@@ -1,0 +1,34 @@
+package queen
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestCheckWorkerHost(t *testing.T) {
+	req := func(remote, local string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/v1/workers/heartbeat", nil)
+		r.RemoteAddr = remote
+		la, _ := net.ResolveTCPAddr("tcp", local)
+		return r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, la))
+	}
+	cases := []struct {
+		name, remote, url string
+		ok                bool
+	}{
+		{"local worker", "127.0.0.1:5000", "http://127.0.0.1:9000", true},
+		{"remote worker on its own address", "10.231.1.2:5000", "http://10.231.1.2:9000", true},
+		{"remote worker naming another machine", "10.231.1.2:5000", "http://10.231.2.2:9000", false},
+		{"remote worker naming this machine's loopback", "10.231.1.2:5000", "http://127.0.0.1:9000", false},
+		{"remote worker naming a public address", "10.231.1.2:5000", "http://93.184.216.34:80", false},
+	}
+	for _, c := range cases {
+		err := checkWorkerHost(req(c.remote, "10.231.1.1:7833"), c.url)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: err %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
