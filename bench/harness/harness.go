@@ -3,16 +3,11 @@
 package harness
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/rbee/rbee/internal/testmodel"
@@ -21,35 +16,18 @@ import (
 
 // Worker is a running llm-worker-rbee.
 type Worker struct {
-	cmd    *exec.Cmd
+	*Proc
 	Client *workerclient.Client
 }
 
 // StartWorker starts bin on model with extra flags and waits until it is
 // ready. The worker dies with the benchmark.
 func StartWorker(bin, model string, extra ...string) (*Worker, error) {
-	args := append([]string{"--model", model, "--port", "0"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	p, url, err := Start(bin, nil, "", append([]string{"--model", model, "--port", "0"}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%w (run make build first)", err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("worker did not say where it listens: %v", err)
-	}
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if !ok {
-		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("unexpected first line from the worker: %q", line)
-	}
-	w := &Worker{cmd: cmd, Client: &workerclient.Client{BaseURL: url}}
+	w := &Worker{Proc: p, Client: &workerclient.Client{BaseURL: url}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := w.Client.WaitReady(ctx); err != nil {
@@ -57,19 +35,6 @@ func StartWorker(bin, model string, extra ...string) (*Worker, error) {
 		return nil, err
 	}
 	return w, nil
-}
-
-// Stop stops the worker: SIGTERM, then SIGKILL after 10 s.
-func (w *Worker) Stop() {
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- w.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = w.cmd.Process.Kill()
-		<-done
-	}
 }
 
 // CachedModel returns the path of a random-weight model of shape, written

@@ -6,15 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rbee/rbee/bench/harness"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/rbee/rbee/internal/openai"
@@ -62,25 +60,25 @@ func streamTable(bin, model string, runs, tokens int) ([]streamRow, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(home)
-	env := isolatedEnv(home)
+	env := harness.IsolatedEnv(home)
 	// The local hive of hives.conf gets a port nothing listens on, so that
 	// no hive of this machine answers the queen's catalog probes.
-	if err := isolateHive(home); err != nil {
+	if err := harness.IsolateHive(home); err != nil {
 		return nil, err
 	}
-	queen, queenURL, err := start(filepath.Join(bin, "queen-rbee"), env, home, "--port", "0")
+	queen, queenURL, err := harness.Start(filepath.Join(bin, "queen-rbee"), env, filepath.Join(home, "queen-rbee.log"), "--port", "0")
 	if err != nil {
 		return nil, err
 	}
-	defer stop(queen)
+	defer queen.Stop()
 	modelID := strings.TrimSuffix(filepath.Base(model), ".gguf")
-	worker, workerURL, err := start(filepath.Join(bin, "llm-worker-rbee"), env, home,
+	worker, workerURL, err := harness.Start(filepath.Join(bin, "llm-worker-rbee"), env, filepath.Join(home, "llm-worker-rbee.log"),
 		"--model", model, "--model-id", modelID, "--port", "0", "--threads", "1",
 		"--worker-id", "bench-worker", "--hive-id", "localhost", "--queen-url", queenURL)
 	if err != nil {
 		return nil, err
 	}
-	defer stop(worker)
+	defer worker.Stop()
 	if err := waitLoaded(queenURL, modelID); err != nil {
 		return nil, err
 	}
@@ -212,80 +210,6 @@ func waitLoaded(queenURL, model string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("the queen does not list %s as loaded", model)
-}
-
-// isolatedEnv is this process's environment with HOME and the XDG
-// directories in home, and no RBEE_ variables.
-func isolatedEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k != "HOME" && !strings.HasPrefix(k, "XDG_") && !strings.HasPrefix(k, "RBEE_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, "config"),
-		"XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CACHE_HOME="+filepath.Join(home, "cache"))
-}
-
-// start runs a daemon that prints "listening URL" first, as the queen and
-// the worker do with --port 0, and returns that URL. It dies with us.
-func start(path string, env []string, home string, args ...string) (*exec.Cmd, string, error) {
-	logf, err := os.Create(filepath.Join(home, filepath.Base(path)+".log"))
-	if err != nil {
-		return nil, "", err
-	}
-	defer logf.Close()
-	cmd := exec.Command(path, args...)
-	cmd.Env, cmd.Stderr = env, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, "", fmt.Errorf("%w (run make build first)", err)
-	}
-	rd := bufio.NewReader(out)
-	line, err := rd.ReadString('\n')
-	go func() { _, _ = io.Copy(io.Discard, rd) }()
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
-		stop(cmd)
-		b, _ := os.ReadFile(logf.Name())
-		return nil, "", fmt.Errorf("%s did not say where it listens (%q, %v): %s", path, line, err, b)
-	}
-	if _, _, err := net.SplitHostPort(strings.TrimPrefix(u, "http://")); err != nil {
-		stop(cmd)
-		return nil, "", fmt.Errorf("%s listens at %q", path, u)
-	}
-	return cmd, u, nil
-}
-
-func isolateHive(home string) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := filepath.Join(home, "config", "rbee")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "hives.conf"), fmt.Appendf(nil, "Host localhost\n  HivePort %d\n", port), 0o600)
-}
-
-func stop(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
 }
 
 func medianF(xs []float64) float64 {

@@ -27,10 +27,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/rbee/rbee/bench/harness"
 	"log"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -88,9 +88,9 @@ func main() {
 		{"queen /v1/chat/completions (stream)", func(u string) openFn { return viaOpenAI(client, u, *tokens) }},
 		{"queen job protocol infer", func(u string) openFn { return viaJobs(client, u, *tokens) }},
 	} {
-		lim, err := withQueen(queenBin, workers, func(q *exec.Cmd, queenURL string) {
+		lim, err := withQueen(queenBin, workers, func(q *harness.Proc, queenURL string) {
 			warm(workers, p.fn(queenURL))
-			rows = append(rows, runStreams(p.name, *streams, workers, q.Process.Pid, p.fn(queenURL)))
+			rows = append(rows, runStreams(p.name, *streams, workers, q.PID(), p.fn(queenURL)))
 			warm(workers, p.fn(queenURL))
 			singles = append(singles, oneAtATime(p.name, *seq, workers, p.fn(queenURL)))
 		})
@@ -101,9 +101,9 @@ func main() {
 	}
 
 	var beat beatRow
-	_, err = withQueen(queenBin, nil, func(q *exec.Cmd, queenURL string) {
+	_, err = withQueen(queenBin, nil, func(q *harness.Proc, queenURL string) {
 		var berr error
-		beat, berr = heartbeatLoad(queenURL, q.Process.Pid, *beats, *every, 5*time.Second, *window)
+		beat, berr = heartbeatLoad(queenURL, q.PID(), *beats, *every, 5*time.Second, *window)
 		if berr != nil {
 			log.Print("bench/queenload: heartbeats: ", berr)
 		}
@@ -162,20 +162,20 @@ func main() {
 
 // withQueen runs fn against a fresh queen-rbee that the fake workers
 // heartbeat to, and reports the queen's open-files limit.
-func withQueen(queenBin string, workers []*fakeWorker, fn func(*exec.Cmd, string)) (string, error) {
+func withQueen(queenBin string, workers []*fakeWorker, fn func(*harness.Proc, string)) (string, error) {
 	home, err := os.MkdirTemp("", "rbee-bench-queenload-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(home)
-	if err := isolateHive(home); err != nil {
+	if err := harness.IsolateHive(home); err != nil {
 		return "", err
 	}
-	q, queenURL, err := startQueen(queenBin, isolatedEnv(home), home)
+	q, queenURL, err := harness.Start(queenBin, harness.IsolatedEnv(home), filepath.Join(home, "queen-rbee.log"), "--port", "0")
 	if err != nil {
 		return "", err
 	}
-	defer stopProcess(q)
+	defer q.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	hbClient := &http.Client{Timeout: 5 * time.Second}
@@ -192,7 +192,7 @@ func withQueen(queenBin string, workers []*fakeWorker, fn func(*exec.Cmd, string
 		}
 	}
 	fn(q, queenURL)
-	return openFilesLimit(q.Process.Pid), nil
+	return openFilesLimit(q.PID()), nil
 }
 
 // oneAtATime opens n streams one after the other.

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,74 +84,4 @@ func raiseOpenFiles() (uint64, error) {
 		}
 	}
 	return l.Cur, nil
-}
-
-func isolatedEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k != "HOME" && !strings.HasPrefix(k, "XDG_") && !strings.HasPrefix(k, "RBEE_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, "config"),
-		"XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CACHE_HOME="+filepath.Join(home, "cache"))
-}
-
-// isolateHive gives the local hive of hives.conf a port nothing listens on,
-// so that no hive of this machine takes part.
-func isolateHive(home string) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := filepath.Join(home, "config", "rbee")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "hives.conf"), fmt.Appendf(nil, "Host localhost\n  HivePort %d\n", port), 0o600)
-}
-
-// startQueen runs queen-rbee --port 0 and returns it with its URL. It dies
-// with us.
-func startQueen(path string, env []string, home string) (*exec.Cmd, string, error) {
-	logf, err := os.Create(filepath.Join(home, "queen-rbee.log"))
-	if err != nil {
-		return nil, "", err
-	}
-	defer logf.Close()
-	cmd := exec.Command(path, "--port", "0")
-	cmd.Env, cmd.Stderr = env, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, "", fmt.Errorf("%w (run make build first)", err)
-	}
-	rd := bufio.NewReader(out)
-	line, err := rd.ReadString('\n')
-	go func() { _, _ = io.Copy(io.Discard, rd) }()
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
-		stopProcess(cmd)
-		b, _ := os.ReadFile(logf.Name())
-		return nil, "", fmt.Errorf("queen-rbee did not say where it listens (%q, %v): %s", line, err, b)
-	}
-	return cmd, u, nil
-}
-
-func stopProcess(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
 }
