@@ -121,10 +121,15 @@ func (r *Registry) serveStream(w http.ResponseWriter, req *http.Request) error {
 		if len(batch) > 0 {
 			deadline()
 			for i, e := range batch {
-				if sw.Raw(e.typ, e.data) != nil {
+				if sw.Queue(e.typ, e.data) != nil {
 					return nil
 				}
 				batch[i] = event{} // do not pin dropped events until the next read
+			}
+			// One flush for the whole batch: a reader that fell behind
+			// catches up in one write instead of one per event.
+			if sw.Flush() != nil {
+				return nil
 			}
 			ping.Reset(r.opt.PingInterval)
 			continue

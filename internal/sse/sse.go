@@ -53,6 +53,15 @@ func (s *Writer) Event(typ string, v any) error {
 
 // Raw writes an already encoded JSON object as one event.
 func (s *Writer) Raw(typ string, data []byte) error {
+	if err := s.Queue(typ, data); err != nil {
+		return err
+	}
+	return s.Flush()
+}
+
+// Queue writes an event without flushing it, so that a reader that fell
+// behind gets several events in one write; Flush sends them.
+func (s *Writer) Queue(typ string, data []byte) error {
 	s.buf.Reset()
 	if typ != "" && !strings.ContainsAny(typ, "\r\n") {
 		fmt.Fprintf(&s.buf, "event: %s\n", typ)
@@ -60,8 +69,12 @@ func (s *Writer) Raw(typ string, data []byte) error {
 	s.buf.WriteString("data: ")
 	s.buf.Write(data)
 	s.buf.WriteString("\n\n")
-	return s.flush()
+	_, err := s.w.Write(s.buf.Bytes())
+	return err
 }
+
+// Flush sends what Queue wrote.
+func (s *Writer) Flush() error { return s.rc.Flush() }
 
 // Done writes the closing "data: [DONE]".
 func (s *Writer) Done() error {

@@ -113,9 +113,15 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	pos := 0
 	for {
 		evs, done, changed := j.next(pos)
-		for _, e := range evs {
+		if len(evs) > 0 {
 			_ = sw.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if sw.Raw(e.typ, e.data) != nil {
+			for _, e := range evs {
+				if sw.Queue(e.typ, e.data) != nil {
+					return nil
+				}
+			}
+			// One flush for all that piled up since the last one.
+			if sw.Flush() != nil {
 				return nil
 			}
 		}
