@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,4 +113,23 @@ func TestModelDownloadFromHub(t *testing.T) {
 			t.Errorf("model download %s: %s", model, r)
 		}
 	}
+}
+
+// A model the hub keeps in git rather than LFS (no SHA-256 on the hub) is
+// verified by its git blob id and then downloaded like any other.
+func TestInferDownloadsGitStoredFile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hub := startHub(t, e)
+	b, err := os.ReadFile(storiesModel(t))
+	must(t, err)
+	h := sha1.New()
+	fmt.Fprintf(h, "blob %d\x00", len(b))
+	h.Write(b)
+	hub.SetFault(hubRepo, "stories260K.gguf", hubtest.Fault{GitBlob: hex.EncodeToString(h.Sum(nil))})
+	r := e.rbee("infer", "-m", "hf:"+hubRepo+":stories260K.gguf", "--max-tokens", "8", "--temperature", "0", "Once upon a time")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, ", there was") {
+		t.Fatalf("%s\nhive log:\n%s", r, e.log("rbee-hive.log"))
+	}
+	e.waitNoLeftovers()
 }

@@ -149,6 +149,9 @@ func (c *Client) Stat(ctx context.Context, owner, repo, revision, file string) (
 		if err := statusError(resp, what); err != nil {
 			return FileInfo{}, err
 		}
+		if blob := gitBlobETag(resp); blob != "" {
+			return c.statGitFile(ctx, target, what, blob)
+		}
 		return fileInfo(resp, target, what)
 	}
 }

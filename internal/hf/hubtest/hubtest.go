@@ -49,6 +49,7 @@ type Fault struct {
 	Gate      <-chan struct{}
 	GateAfter int64
 	NoDigest  bool   // send no X-Linked-Etag, and an ETag that is not a SHA-256
+	GitBlob   string // send no X-Linked-Etag and this ETag, as the hub does for a file kept in git
 	Digest    string // send this X-Linked-Etag value instead of the real one
 }
 
@@ -333,6 +334,10 @@ func (h *Hub) setHeaders(w http.ResponseWriter, f *file) {
 	switch {
 	case fault.NoDigest:
 		hd.Set("ETag", `"a1b2c3"`)
+	case fault.GitBlob != "":
+		hd.Set("ETag", `"`+fault.GitBlob+`"`)
+		hd.Set("Content-Length", strconv.FormatInt(f.size, 10))
+		return
 	case fault.Digest != "":
 		hd.Set("X-Linked-Etag", fault.Digest)
 		hd.Set("ETag", fault.Digest)
