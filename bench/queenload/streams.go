@@ -195,26 +195,7 @@ func do(ctx context.Context, client *http.Client, method, url string, body []byt
 func direct(client *http.Client, workers []*fakeWorker, tokens int) openFn {
 	body, _ := json.Marshal(wire.InferenceRequest{Prompt: "hello", MaxTokens: &tokens})
 	return func(ctx context.Context, i int, first func()) error {
-		base := workers[i%len(workers)].url
-		resp, err := do(ctx, client, http.MethodPost, base+"/v1/inference", body)
-		if err != nil {
-			return err
-		}
-		var jc wire.JobCreated
-		err = json.NewDecoder(resp.Body).Decode(&jc)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		if resp, err = do(ctx, client, http.MethodGet, base+jc.SSEURL, nil); err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		text, end, err := readEvents(resp.Body, first)
-		if err != nil {
-			return err
-		}
-		return checkEnd(text, end, tokens)
+		return postThenStream(ctx, client, workers[i%len(workers)].url, "/v1/inference", body, first, tokens)
 	}
 }
 
@@ -222,26 +203,32 @@ func direct(client *http.Client, workers []*fakeWorker, tokens int) openFn {
 func viaJobs(client *http.Client, queenURL string, tokens int) openFn {
 	body, _ := json.Marshal(wire.Operation{Operation: wire.OpInfer, Model: "fake", InferenceRequest: wire.InferenceRequest{Prompt: "hello", MaxTokens: &tokens}})
 	return func(ctx context.Context, _ int, first func()) error {
-		resp, err := do(ctx, client, http.MethodPost, queenURL+"/v1/jobs", body)
-		if err != nil {
-			return err
-		}
-		var jc wire.JobCreated
-		err = json.NewDecoder(resp.Body).Decode(&jc)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		if resp, err = do(ctx, client, http.MethodGet, queenURL+jc.SSEURL, nil); err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		text, end, err := readEvents(resp.Body, first)
-		if err != nil {
-			return err
-		}
-		return checkEnd(text, end, tokens)
+		return postThenStream(ctx, client, queenURL, "/v1/jobs", body, first, tokens)
 	}
+}
+
+// postThenStream is the dual call both a worker and the job protocol use:
+// POST creates the job, GET of its sse_url streams it to the end.
+func postThenStream(ctx context.Context, client *http.Client, base, path string, body []byte, first func(), tokens int) error {
+	resp, err := do(ctx, client, http.MethodPost, base+path, body)
+	if err != nil {
+		return err
+	}
+	var jc wire.JobCreated
+	err = json.NewDecoder(resp.Body).Decode(&jc)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp, err = do(ctx, client, http.MethodGet, base+jc.SSEURL, nil); err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	text, end, err := readEvents(resp.Body, first)
+	if err != nil {
+		return err
+	}
+	return checkEnd(text, end, tokens)
 }
 
 // viaOpenAI is a streamed chat completion through the queen's OpenAI API.
