@@ -1,10 +1,8 @@
 package catalog
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io/fs"
+	"github.com/rbee/rbee/internal/dirhash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -270,30 +268,11 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
-// treeHash hashes the names, modes and contents of everything under dir.
 func treeHash(t *testing.T, dir string) string {
 	t.Helper()
-	h := sha256.New()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		h.Write([]byte(path + "\x00" + info.Mode().String() + "\x00"))
-		if d.Type().IsRegular() {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			h.Write(b)
-		}
-		return nil
-	})
+	sum, err := dirhash.Sum(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return sum
 }

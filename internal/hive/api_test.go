@@ -2,12 +2,10 @@ package hive
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/rbee/rbee/internal/dirhash"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -310,29 +308,11 @@ func TestRealWorker(t *testing.T) {
 
 func treeHash(t *testing.T, dir string) string {
 	t.Helper()
-	hash := sha256.New()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		hash.Write([]byte(path + "\x00" + info.Mode().String() + "\x00"))
-		if d.Type().IsRegular() {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			hash.Write(b)
-		}
-		return nil
-	})
+	sum, err := dirhash.Sum(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return hex.EncodeToString(hash.Sum(nil))
+	return sum
 }
 
 func generate(t *testing.T, url, prompt string) string {
