@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,27 +54,8 @@ func startHubHive(t *testing.T) *hubHive {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{
-		Listener:      ln,
-		HiveID:        "test-hive",
-		QueenURL:      "http://127.0.0.1:1",
-		WorkerBinary:  self,
-		DataDir:       filepath.Join(dir, "data"),
-		LogDir:        filepath.Join(dir, "logs"),
-		Logger:        quiet,
-		StopGrace:     2 * time.Second,
-		ListenTimeout: 10 * time.Second,
-		HF:            client,
-	}
+	cfg, ln, dir := testConfig(t)
+	cfg.HF = client
 	hv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

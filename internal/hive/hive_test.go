@@ -39,18 +39,20 @@ type testHive struct {
 	done   chan error
 }
 
-func startHive(t *testing.T, opts ...func(*Config)) *testHive {
+// testConfig is a hive on a free loopback port whose files live in a
+// temporary directory and whose "worker binary" is this test program.
+func testConfig(t *testing.T) (cfg Config, ln net.Listener, dir string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{
+	cfg = Config{
 		Listener:      ln,
 		HiveID:        "test-hive",
 		QueenURL:      "http://127.0.0.1:1",
@@ -61,6 +63,12 @@ func startHive(t *testing.T, opts ...func(*Config)) *testHive {
 		StopGrace:     2 * time.Second,
 		ListenTimeout: 10 * time.Second,
 	}
+	return cfg, ln, dir
+}
+
+func startHive(t *testing.T, opts ...func(*Config)) *testHive {
+	t.Helper()
+	cfg, ln, dir := testConfig(t)
 	for _, o := range opts {
 		o(&cfg)
 	}
