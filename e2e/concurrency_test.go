@@ -193,7 +193,7 @@ func TestQueueFullAndDeadline(t *testing.T) {
 		waiting = append(waiting, s)
 	}
 	_, err := e.jobs().Run(t.Context(), long, nil)
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if !errors.As(err, &re) || re.Code != wire.CodeQueueFull || !strings.Contains(re.Message, "retry in") {
 		t.Fatalf("infer on a full queue: %v", err)
 	}

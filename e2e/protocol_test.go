@@ -26,7 +26,7 @@ func TestJobProtocolThroughQueen(t *testing.T) {
 	ctx := t.Context()
 	c := &jobs.Client{BaseURL: e.queenURL}
 
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if _, err := c.Submit(ctx, wire.Operation{Operation: "explode"}); !errors.As(err, &re) || re.Status != http.StatusBadRequest {
 		t.Fatalf("unknown operation: %v", err)
 	}
@@ -126,7 +126,7 @@ func TestHiveRefusesInfer(t *testing.T) {
 	e.waitAnswers(e.hiveURL)
 	c := &jobs.Client{BaseURL: e.hiveURL}
 	_, err := c.Submit(t.Context(), wire.Operation{Operation: wire.OpInfer, Model: "alpha", InferenceRequest: wire.InferenceRequest{Prompt: "abc"}})
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if !errors.As(err, &re) || re.Status != http.StatusBadRequest || !strings.Contains(re.Message, "queen") {
 		t.Fatalf("infer on the hive: %v", err)
 	}

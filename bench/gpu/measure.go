@@ -64,14 +64,18 @@ func engineRun(m engine.Model, toks []engine.Token, n int) (promptTPS, decodeTPS
 		return 0, 0, err
 	}
 	tok := seq.Sample()
-	_ = m.Piece(tok)
+	if _, err := m.Piece(tok); err != nil {
+		return 0, 0, err
+	}
 	first := time.Now()
 	for range n - 1 {
 		if err := seq.Decode(tok); err != nil {
 			return 0, 0, err
 		}
 		tok = seq.Sample()
-		_ = m.Piece(tok)
+		if _, err := m.Piece(tok); err != nil {
+			return 0, 0, err
+		}
 	}
 	return float64(len(toks)) / first.Sub(start).Seconds(), float64(n-1) / time.Since(first).Seconds(), nil
 }

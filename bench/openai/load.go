@@ -47,9 +47,9 @@ func serveFakeWorker() (string, func(), error) {
 	mux.HandleFunc("GET /v1/inference/{id}/stream", func(w http.ResponseWriter, r *http.Request) {
 		sw := sse.NewWriter(w)
 		for i, t := range fakeTokens {
-			_ = sw.Event(wire.TypeToken, wire.NewToken(t, i))
+			_ = sw.Event(wire.NewToken(t, i))
 		}
-		_ = sw.Event(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: wire.StopMaxTokens, TokensIn: 2, TokensOut: len(fakeTokens)})
+		_ = sw.Event(wire.End{Type: wire.TypeEnd, StopReason: wire.StopMaxTokens, TokensIn: 2, TokensOut: len(fakeTokens)})
 		_ = sw.Done()
 	})
 	mux.HandleFunc("DELETE /v1/inference/{id}", func(w http.ResponseWriter, r *http.Request) {})

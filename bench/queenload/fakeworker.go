@@ -66,7 +66,7 @@ func (w *fakeWorker) stream(rw http.ResponseWriter, r *http.Request) {
 		w.nudge()
 	}()
 	sw := sse.NewWriter(rw)
-	if sw.Event(wire.TypeToken, wire.NewToken("t0", 0)) != nil {
+	if sw.Event(wire.NewToken("t0", 0)) != nil {
 		return
 	}
 	select {
@@ -75,11 +75,11 @@ func (w *fakeWorker) stream(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i := 1; i < w.tokens; i++ {
-		if sw.Event(wire.TypeToken, wire.NewToken(" t"+strconv.Itoa(i), i)) != nil {
+		if sw.Event(wire.NewToken(" t"+strconv.Itoa(i), i)) != nil {
 			return
 		}
 	}
-	_ = sw.Event(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: wire.StopMaxTokens, TokensIn: 2, TokensOut: w.tokens})
+	_ = sw.Event(wire.End{Type: wire.TypeEnd, StopReason: wire.StopMaxTokens, TokensIn: 2, TokensOut: w.tokens})
 	_ = sw.Done()
 }
 

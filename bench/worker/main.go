@@ -123,14 +123,18 @@ func inProcess(m engine.Model, prompt string, n int) sample {
 		log.Fatal(err)
 	}
 	tok := seq.Sample()
-	_ = m.Piece(tok)
+	if _, err := m.Piece(tok); err != nil {
+		log.Fatal(err)
+	}
 	first := time.Now()
 	for range n - 1 {
 		if err := seq.Decode(tok); err != nil {
 			log.Fatal(err)
 		}
 		tok = seq.Sample()
-		_ = m.Piece(tok)
+		if _, err := m.Piece(tok); err != nil {
+			log.Fatal(err)
+		}
 	}
 	return sample{ttft: first.Sub(start), decodeTPS: float64(n-1) / time.Since(first).Seconds(), promptTokens: len(toks)}
 }

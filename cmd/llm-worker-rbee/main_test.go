@@ -211,7 +211,11 @@ func direct(t *testing.T, m engine.Model, prompt string, n int) string {
 		if m.IsEOG(tok) {
 			break
 		}
-		out = append(out, m.Piece(tok)...)
+		piece, err := m.Piece(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, piece...)
 		if i < n-1 {
 			if err := seq.Decode(tok); err != nil {
 				t.Fatal(err)

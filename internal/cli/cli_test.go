@@ -152,19 +152,19 @@ func TestInferSpawnsWorkerOnRunningQueen(t *testing.T) {
 	q := newFakeQueen(t, map[string]func(*jobs.Job, int) error{
 		wire.OpInfer: func(j *jobs.Job, n int) error {
 			if n < 2 { // the second try comes before the queen heard of the worker
-				return jobs.Errorf(wire.CodeNoWorker, "no worker serves model %q", j.Op().Model)
+				return wire.Errorf(wire.CodeNoWorker, "no worker serves model %q", j.Op().Model)
 			}
 			emitText(j, "yz")
 			return nil
 		},
 		wire.OpHiveStart: func(j *jobs.Job, _ int) error {
-			j.Emit(wire.TypeResult, wire.NewResult(wire.HiveStatus{Alias: "localhost", State: wire.HiveOnline}))
+			j.Emit(wire.NewResult(wire.HiveStatus{Alias: "localhost", State: wire.HiveOnline}))
 			return nil
 		},
 		wire.OpWorkerSpawn: func(j *jobs.Job, _ int) error {
-			j.Emit(wire.TypeProgress, wire.NewProgress(50, 100, "bytes"))
-			j.Emit(wire.TypeProgress, wire.NewProgress(100, 100, "bytes"))
-			j.Emit(wire.TypeResult, wire.NewResult(wire.WorkerInfo{WorkerID: "worker-1", HiveID: "localhost", State: wire.StateReady}))
+			j.Emit(wire.NewProgress(50, 100, "bytes"))
+			j.Emit(wire.NewProgress(100, 100, "bytes"))
+			j.Emit(wire.NewResult(wire.WorkerInfo{WorkerID: "worker-1", HiveID: "localhost", State: wire.StateReady}))
 			return nil
 		},
 	})
@@ -194,7 +194,7 @@ func TestInferStartsAndStopsItsOwnQueen(t *testing.T) {
 	handlers := map[string]func(*jobs.Job, int) error{
 		wire.OpHiveStart: func(j *jobs.Job, _ int) error { j.Narrate("hive", "Starting hive localhost"); return nil },
 		wire.OpWorkerSpawn: func(j *jobs.Job, _ int) error {
-			j.Emit(wire.TypeResult, wire.NewResult(wire.WorkerInfo{WorkerID: "worker-2", HiveID: "localhost"}))
+			j.Emit(wire.NewResult(wire.WorkerInfo{WorkerID: "worker-2", HiveID: "localhost"}))
 			return nil
 		},
 		wire.OpInfer:      func(j *jobs.Job, _ int) error { emitText(j, "defghijklmnopqrstuvwxyz"); return nil },
@@ -233,8 +233,8 @@ func TestInferFailsInOneLine(t *testing.T) {
 	isolate(t)
 	newFakeQueen(t, map[string]func(*jobs.Job, int) error{
 		wire.OpInfer: func(j *jobs.Job, _ int) error {
-			j.Emit(wire.TypeToken, wire.NewToken("Once", 0))
-			return jobs.Errorf(wire.CodeWorkerGone, "worker w1 on hive localhost went away mid-stream\n(EOF)")
+			j.Emit(wire.NewToken("Once", 0))
+			return wire.Errorf(wire.CodeWorkerGone, "worker w1 on hive localhost went away mid-stream\n(EOF)")
 		},
 	})
 	r := run(t, nil, nil, "infer", "-m", "tiny", "x")
@@ -264,7 +264,7 @@ func TestInterruptCancelsTheJob(t *testing.T) {
 	cancelled := make(chan error, 1)
 	newFakeQueen(t, map[string]func(*jobs.Job, int) error{
 		wire.OpInfer: func(j *jobs.Job, _ int) error {
-			j.Emit(wire.TypeToken, wire.NewToken("a", 0))
+			j.Emit(wire.NewToken("a", 0))
 			<-j.Context().Done()
 			cancelled <- context.Cause(j.Context())
 			return context.Cause(j.Context())
@@ -299,13 +299,13 @@ func TestStatusTableAndJSON(t *testing.T) {
 		Models: []wire.HiveModel{{HiveID: "localhost", ModelInfo: wire.ModelInfo{ID: "alpha", SizeBytes: 3 << 20, Path: "/m/alpha.gguf"}}},
 	}
 	newFakeQueen(t, map[string]func(*jobs.Job, int) error{
-		wire.OpStatus: func(j *jobs.Job, _ int) error { j.Emit(wire.TypeResult, wire.NewResult(st)); return nil },
+		wire.OpStatus: func(j *jobs.Job, _ int) error { j.Emit(wire.NewResult(st)); return nil },
 		wire.OpWorkerList: func(j *jobs.Job, _ int) error {
-			j.Emit(wire.TypeResult, wire.NewResult([]wire.WorkerInfo{{WorkerID: "worker-ab", HiveID: "localhost", Model: "alpha", State: "ready", PID: 42}}))
+			j.Emit(wire.NewResult([]wire.WorkerInfo{{WorkerID: "worker-ab", HiveID: "localhost", Model: "alpha", State: "ready", PID: 42}}))
 			return nil
 		},
 		wire.OpWorkerGet: func(j *jobs.Job, _ int) error {
-			j.Emit(wire.TypeResult, wire.NewResult(wire.WorkerInfo{WorkerID: j.Op().WorkerID, HiveID: "localhost", Model: "alpha", State: "ready"}))
+			j.Emit(wire.NewResult(wire.WorkerInfo{WorkerID: j.Op().WorkerID, HiveID: "localhost", Model: "alpha", State: "ready"}))
 			return nil
 		},
 	})
@@ -361,7 +361,7 @@ func TestModelPathsAreMadeAbsolute(t *testing.T) {
 	isolate(t)
 	q := newFakeQueen(t, map[string]func(*jobs.Job, int) error{
 		wire.OpModelGet: func(j *jobs.Job, _ int) error {
-			j.Emit(wire.TypeResult, wire.NewResult(wire.ModelInfo{ID: "m", Path: j.Op().Model, SizeBytes: 2048}))
+			j.Emit(wire.NewResult(wire.ModelInfo{ID: "m", Path: j.Op().Model, SizeBytes: 2048}))
 			return nil
 		},
 	})

@@ -17,13 +17,13 @@ func TestModelDownloadHF(t *testing.T) {
 			for _, done := range []int64{0, 512 << 10, 1 << 20} {
 				p := wire.NewProgress(done, 1<<20, "bytes")
 				p.Rate = 256 << 10
-				j.Emit(wire.TypeProgress, p)
+				j.Emit(p)
 			}
-			j.Emit(wire.TypeResult, wire.NewResult(wire.ModelInfo{ID: "o--r", Source: j.Op().Model, SHA256: strings.Repeat("a", 64)}))
+			j.Emit(wire.NewResult(wire.ModelInfo{ID: "o--r", Source: j.Op().Model, SHA256: strings.Repeat("a", 64)}))
 			return nil
 		},
 		wire.OpModelDelete: func(j *jobs.Job, _ int) error {
-			j.Emit(wire.TypeResult, wire.NewResult(wire.ModelInfo{ID: "o--r"}))
+			j.Emit(wire.NewResult(wire.ModelInfo{ID: "o--r"}))
 			return nil
 		},
 	})

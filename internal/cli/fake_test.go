@@ -60,7 +60,7 @@ func (q *fakeQueen) handler() http.Handler {
 	q.reg.Mount(mux, func(op wire.Operation) (jobs.RunFunc, error) {
 		h, ok := q.handlers[op.Operation]
 		if !ok {
-			return nil, httpapi.BadRequest("unknown operation %q", op.Operation)
+			return nil, wire.BadRequest("unknown operation %q", op.Operation)
 		}
 		q.mu.Lock()
 		n := 0
@@ -145,9 +145,9 @@ func (r result) lastErrLine() string {
 // emitText emits s as one token per byte, then an end event.
 func emitText(j *jobs.Job, s string) {
 	for i := range len(s) {
-		j.Emit(wire.TypeToken, wire.NewToken(s[i:i+1], i))
+		j.Emit(wire.NewToken(s[i:i+1], i))
 	}
-	j.Emit(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: wire.StopEOS, TokensIn: 3, TokensOut: len(s),
+	j.Emit(wire.End{Type: wire.TypeEnd, StopReason: wire.StopEOS, TokensIn: 3, TokensOut: len(s),
 		Timings: wire.Timings{TTFTMs: 12, DecodeTPS: 150}})
 }
 

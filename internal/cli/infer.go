@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -135,7 +134,7 @@ type inferSession struct {
 // no worker serves the model, it starts one and leaves it running.
 func (s *inferSession) onRunningQueen(ctx context.Context) error {
 	err := s.generate(ctx)
-	if !isCode(err, wire.CodeNoWorker) || s.op.WorkerID != "" {
+	if !wire.IsCode(err, wire.CodeNoWorker) || s.op.WorkerID != "" {
 		return err
 	}
 	s.rep.say("No worker serves %s yet; starting one on hive %s", modelID(s.op.Model), s.hive)
@@ -184,7 +183,7 @@ func (s *inferSession) withOwnQueen(ctx context.Context) (err error) {
 // cannot start hives yet) and spawns a worker for the model on it.
 func (s *inferSession) startWorker(ctx context.Context) (wire.WorkerInfo, error) {
 	_, err := s.qc.run(ctx, wire.Operation{Operation: wire.OpHiveStart, Alias: s.hive}, s.rep.event)
-	if err != nil && !isCode(err, wire.CodeNotImplemented) {
+	if err != nil && !wire.IsCode(err, wire.CodeNotImplemented) {
 		return wire.WorkerInfo{}, err
 	}
 	ev, err := s.qc.run(ctx, wire.Operation{Operation: wire.OpWorkerSpawn, HiveID: s.hive, Model: s.op.Model}, s.rep.event)
@@ -201,7 +200,7 @@ func (s *inferSession) generateSettled(ctx context.Context) error {
 	deadline := time.Now().Add(spawnSettle)
 	for {
 		err := s.generate(ctx)
-		if !isCode(err, wire.CodeNoWorker) || time.Now().After(deadline) {
+		if !wire.IsCode(err, wire.CodeNoWorker) || time.Now().After(deadline) {
 			return err
 		}
 		select {
@@ -241,11 +240,6 @@ func summary(e wire.Event) string {
 		}
 	}
 	return s
-}
-
-func isCode(err error, code string) bool {
-	var re *jobs.RemoteError
-	return errors.As(err, &re) && re.Code == code
 }
 
 // textOut writes generated text to stdout unbuffered, as each token comes,

@@ -179,7 +179,7 @@ func isDialError(err error) bool {
 // describe turns an error into the one line a failure prints: a job's own
 // message as the daemon worded it, without the layers of wrapping.
 func describe(err error) string {
-	var re *jobs.RemoteError
+	var re *wire.Error
 	var nq *noQueenError
 	switch {
 	case errors.As(err, &nq):

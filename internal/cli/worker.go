@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+
 	"github.com/rbee/rbee/internal/device"
 
 	"github.com/rbee/rbee/internal/wire"

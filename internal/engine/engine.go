@@ -24,8 +24,16 @@ type Sampling struct {
 	Seed              uint32
 }
 
-// ErrContextFull is returned when a sequence has used its whole context.
+// ErrContextFull is returned when a sequence has used its whole context, or
+// when the engine found no room for it: either way the request is too long
+// for this model's context, and the model stays usable.
 var ErrContextFull = errors.New("context window is full")
+
+// ErrModelFailed is wrapped by errors after which the loaded model can no
+// longer be trusted (its context may hold half-evaluated state): every open
+// sequence fails, and so does every later one, until the model is loaded
+// again.
+var ErrModelFailed = errors.New("the model failed and must be loaded again")
 
 // Info describes a loaded model.
 type Info struct {
@@ -52,8 +60,9 @@ type Model interface {
 	// metadata asks for one and parsing special-token text.
 	Tokenize(text string) ([]Token, error)
 	// Piece is the text bytes of one token. Bytes of one UTF-8 character may
-	// be split across tokens.
-	Piece(t Token) []byte
+	// be split across tokens. Control tokens have no text; a token outside
+	// the vocabulary is an error, so that text is never silently lost.
+	Piece(t Token) ([]byte, error)
 	// IsEOG reports whether t ends generation.
 	IsEOG(t Token) bool
 	// ChatPrompt renders a conversation with the model's own chat template,

@@ -31,7 +31,9 @@ type Result struct {
 
 // Run generates on a new sequence of m and calls emit with each text piece.
 // A cancelled ctx ends the run after the token in flight, with stop reason
-// "cancelled" and a nil error. emit errors end the run and are returned.
+// "cancelled" and a nil error. A context that fills up while generating ends
+// it with stop reason "context_limit". emit errors and engine errors (a token
+// the model cannot render, a failed decode) end the run and are returned.
 func Run(ctx context.Context, m engine.Model, req Request, emit func(text string) error) (Result, error) {
 	start := time.Now()
 	res := Result{TokensIn: len(req.Prompt)}
@@ -75,12 +77,18 @@ func Run(ctx context.Context, m engine.Model, req Request, emit func(text string
 		if m.IsEOG(tok) {
 			return stop(wire.StopEOS)
 		}
+		// An empty piece in place of one the engine cannot render would
+		// hand the client wrong text that looks right.
+		piece, err := m.Piece(tok)
+		if err != nil {
+			return res, fmt.Errorf("rendering the sampled token: %w", err)
+		}
 		last = time.Now()
 		if res.TokensOut == 0 {
 			first = last
 		}
 		res.TokensOut++
-		text, stopped := out.add(m.Piece(tok))
+		text, stopped := out.add(piece)
 		if text != "" {
 			if err := emit(text); err != nil {
 				return res, err

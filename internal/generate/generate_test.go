@@ -2,11 +2,14 @@ package generate
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/engine/fake"
+	"github.com/rbee/rbee/internal/testmodel"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -129,4 +132,36 @@ func FuzzTextOut(f *testing.F) {
 			t.Fatalf("got %q, want %q", got.String(), want)
 		}
 	})
+}
+
+// badPiece cannot render one token, standing in for an engine that samples
+// a token its vocabulary cannot turn into text.
+type badPiece struct {
+	*fake.Model
+	bad engine.Token
+}
+
+var errRender = errors.New("cannot render")
+
+func (m badPiece) Piece(t engine.Token) ([]byte, error) {
+	if t == m.bad {
+		return nil, errRender
+	}
+	return m.Model.Piece(t)
+}
+
+func TestPieceErrorEndsRun(t *testing.T) {
+	m := badPiece{Model: &fake.Model{}, bad: engine.Token(testmodel.CharToken('f'))}
+	toks, _ := m.Tokenize("abc")
+	var got strings.Builder
+	res, err := Run(context.Background(), m, Request{Prompt: toks, MaxTokens: 100}, func(s string) error {
+		got.WriteString(s)
+		return nil
+	})
+	if !errors.Is(err, errRender) {
+		t.Fatalf("error %v, want %v", err, errRender)
+	}
+	if got.String() != "de" || res.TokensOut != 2 {
+		t.Errorf("text %q after %d tokens, want %q after 2", got.String(), res.TokensOut, "de")
+	}
 }

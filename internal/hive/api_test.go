@@ -20,13 +20,13 @@ import (
 )
 
 // submit posts an operation and returns the HTTP error, if any.
-func (h *testHive) submit(t *testing.T, op wire.Operation) *jobs.RemoteError {
+func (h *testHive) submit(t *testing.T, op wire.Operation) *wire.Error {
 	t.Helper()
 	_, err := h.client.Submit(context.Background(), op)
 	if err == nil {
 		return nil
 	}
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if !errors.As(err, &re) {
 		t.Fatalf("%s: %v", op.Operation, err)
 	}
@@ -117,7 +117,7 @@ func TestToken(t *testing.T) {
 	for _, token := range []string{"", "wrong", "s3cret2", "S3CRET"} {
 		c := jobs.Client{BaseURL: h.url, Token: token}
 		_, err := c.Submit(context.Background(), wire.Operation{Operation: wire.OpWorkerList})
-		var re *jobs.RemoteError
+		var re *wire.Error
 		if !errors.As(err, &re) || re.Status != http.StatusUnauthorized {
 			t.Errorf("token %q: %v, want 401", token, err)
 		}

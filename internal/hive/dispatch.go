@@ -10,7 +10,6 @@ import (
 
 	"github.com/rbee/rbee/internal/catalog"
 	"github.com/rbee/rbee/internal/config"
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/modelref"
 	"github.com/rbee/rbee/internal/wire"
@@ -31,13 +30,13 @@ var (
 // is a 400 and nothing runs.
 func (h *Hive) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 	if op.HiveID != "" && !config.ValidAlias(op.HiveID) {
-		return nil, httpapi.BadRequest("hive_id %.64q is not a hive id", op.HiveID)
+		return nil, wire.BadRequest("hive_id %.64q is not a hive id", op.HiveID)
 	}
 	switch op.Operation {
 	case wire.OpInfer:
-		return nil, httpapi.BadRequest("rbee-hive does not run inference: inference goes from the queen straight to a worker, never through a hive; send infer to queen-rbee")
+		return nil, wire.BadRequest("rbee-hive does not run inference: inference goes from the queen straight to a worker, never through a hive; send infer to queen-rbee")
 	case "":
-		return nil, httpapi.BadRequest("the operation is missing; a hive handles %s", strings.Join(Operations, ", "))
+		return nil, wire.BadRequest("the operation is missing; a hive handles %s", strings.Join(Operations, ", "))
 
 	case wire.OpWorkerSpawn:
 		ref, err := spawnModel(op.Model)
@@ -53,22 +52,22 @@ func (h *Hive) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 		return h.runWorkerList, nil
 	case wire.OpWorkerGet, wire.OpWorkerStop, wire.OpWorkerDelete:
 		if !workerIDRE.MatchString(op.WorkerID) {
-			return nil, httpapi.BadRequest("%s needs a worker_id of letters, digits, '.', '_' and '-', got %.64q", op.Operation, op.WorkerID)
+			return nil, wire.BadRequest("%s needs a worker_id of letters, digits, '.', '_' and '-', got %.64q", op.Operation, op.WorkerID)
 		}
 		return func(j *jobs.Job) error { return h.runWorker(j, op.Operation, op.WorkerID) }, nil
 
 	case wire.OpModelList:
 		return func(j *jobs.Job) error {
-			j.Emit(wire.TypeResult, wire.NewResult(h.cat.List()))
+			j.Emit(wire.NewResult(h.cat.List()))
 			return nil
 		}, nil
 	case wire.OpModelDownload, wire.OpModelGet, wire.OpModelDelete:
 		if op.Model == "" {
-			return nil, httpapi.BadRequest("%s needs a model", op.Operation)
+			return nil, wire.BadRequest("%s needs a model", op.Operation)
 		}
 		ref, err := modelref.Parse(op.Model)
 		if err != nil {
-			return nil, httpapi.BadRequest("%v", err)
+			return nil, wire.BadRequest("%v", err)
 		}
 		if ref.Kind == modelref.KindPath && !filepath.IsAbs(ref.Path) {
 			return nil, relativePath(ref.Path)
@@ -82,14 +81,14 @@ func (h *Hive) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 				if err != nil {
 					return h.catalogError(err)
 				}
-				j.Emit(wire.TypeResult, wire.NewResult(info))
+				j.Emit(wire.NewResult(info))
 				return nil
 			}, nil
 		default:
 			return func(j *jobs.Job) error { return h.runModelDelete(j, ref.ID, op.Force) }, nil
 		}
 	}
-	return nil, httpapi.BadRequest("unknown operation %.64q; a hive handles %s", op.Operation, strings.Join(Operations, ", "))
+	return nil, wire.BadRequest("unknown operation %.64q; a hive handles %s", op.Operation, strings.Join(Operations, ", "))
 }
 
 // spawnModel validates worker_spawn's model: a catalog id, an absolute
@@ -97,11 +96,11 @@ func (h *Hive) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 // that the spawn downloads first.
 func spawnModel(model string) (modelref.Ref, error) {
 	if model == "" {
-		return modelref.Ref{}, httpapi.BadRequest("worker_spawn needs a model: a catalog id or an absolute path to a .gguf file")
+		return modelref.Ref{}, wire.BadRequest("worker_spawn needs a model: a catalog id or an absolute path to a .gguf file")
 	}
 	ref, err := modelref.Parse(model)
 	if err != nil {
-		return modelref.Ref{}, httpapi.BadRequest("%v", err)
+		return modelref.Ref{}, wire.BadRequest("%v", err)
 	}
 	if ref.Kind == modelref.KindPath && !filepath.IsAbs(ref.Path) {
 		return modelref.Ref{}, relativePath(ref.Path)
@@ -110,7 +109,7 @@ func spawnModel(model string) (modelref.Ref, error) {
 }
 
 func relativePath(p string) error {
-	return httpapi.BadRequest("model path %.64q is not absolute: the hive does not know your working directory (rbee makes paths absolute)", p)
+	return wire.BadRequest("model path %.64q is not absolute: the hive does not know your working directory (rbee makes paths absolute)", p)
 }
 
 func (h *Hive) runSpawn(j *jobs.Job, ref modelref.Ref, device string) error {
@@ -127,7 +126,7 @@ func (h *Hive) runSpawn(j *jobs.Job, ref modelref.Ref, device string) error {
 	default:
 		info, err = h.cat.Get(ref.ID)
 		if errors.Is(err, catalog.ErrNotFound) {
-			return jobs.Errorf(wire.CodeUnknownModel, "hive %s has no model %q; spawn with a path to a .gguf file or hf:owner/repo[:file.gguf], or get one with: rbee model download /path/to/model.gguf",
+			return wire.Errorf(wire.CodeUnknownModel, "hive %s has no model %q; spawn with a path to a .gguf file or hf:owner/repo[:file.gguf], or get one with: rbee model download /path/to/model.gguf",
 				h.cfg.HiveID, ref.ID)
 		}
 	}
@@ -138,17 +137,17 @@ func (h *Hive) runSpawn(j *jobs.Job, ref modelref.Ref, device string) error {
 }
 
 func (h *Hive) runWorkerList(j *jobs.Job) error {
-	j.Emit(wire.TypeResult, wire.NewResult(h.listInfo(j.Context())))
+	j.Emit(wire.NewResult(h.listInfo(j.Context())))
 	return nil
 }
 
 func (h *Hive) runWorker(j *jobs.Job, op, id string) error {
 	w, ok := h.workers.get(id)
 	if !ok {
-		return jobs.Errorf(wire.CodeNotFound, "hive %s has no worker %q", h.cfg.HiveID, id)
+		return wire.Errorf(wire.CodeNotFound, "hive %s has no worker %q", h.cfg.HiveID, id)
 	}
 	if op == wire.OpWorkerGet {
-		j.Emit(wire.TypeResult, wire.NewResult(h.refresh(j.Context(), w)))
+		j.Emit(wire.NewResult(h.refresh(j.Context(), w)))
 		return nil
 	}
 	h.narrate(j, id, "worker_stop", fmt.Sprintf("stopping worker %s (pid %d)", id, w.proc.PID()))
@@ -157,7 +156,7 @@ func (h *Hive) runWorker(j *jobs.Job, op, id string) error {
 		h.removeLog(id)
 	}
 	h.narrate(j, id, "worker_stopped", fmt.Sprintf("worker %s stopped", id))
-	j.Emit(wire.TypeResult, wire.NewResult(info))
+	j.Emit(wire.NewResult(info))
 	return nil
 }
 
@@ -174,18 +173,18 @@ func (h *Hive) runDownload(j *jobs.Job, ref modelref.Ref) error {
 		if err != nil {
 			return err
 		}
-		j.Emit(wire.TypeResult, wire.NewResult(info))
+		j.Emit(wire.NewResult(info))
 		return nil
 	case modelref.KindID:
 		info, err := h.cat.Get(ref.ID)
 		if err != nil {
 			if errors.Is(err, catalog.ErrNotFound) {
-				return jobs.Errorf(wire.CodeUnknownModel, "%q is neither in the catalog nor a path to a .gguf file nor hf:owner/repo[:file.gguf]", ref.ID)
+				return wire.Errorf(wire.CodeUnknownModel, "%q is neither in the catalog nor a path to a .gguf file nor hf:owner/repo[:file.gguf]", ref.ID)
 			}
 			return h.catalogError(err)
 		}
 		h.narrate(j, "", "model_download", fmt.Sprintf("model %s is already in the catalog", info.ID))
-		j.Emit(wire.TypeResult, wire.NewResult(info))
+		j.Emit(wire.NewResult(info))
 		return nil
 	}
 	h.narrate(j, "", "model_import", "checking and importing "+ref.Path)
@@ -194,7 +193,7 @@ func (h *Hive) runDownload(j *jobs.Job, ref modelref.Ref) error {
 		return h.catalogError(err)
 	}
 	h.narrate(j, "", "model_imported", fmt.Sprintf("model %s (%s, %s, %d bytes) is in the catalog", info.ID, info.Architecture, info.Quantization, info.SizeBytes))
-	j.Emit(wire.TypeResult, wire.NewResult(info))
+	j.Emit(wire.NewResult(info))
 	return nil
 }
 
@@ -208,7 +207,7 @@ func (h *Hive) runModelDelete(j *jobs.Job, id string, force bool) error {
 			ids[i] = w.id
 		}
 		if !force {
-			return jobs.Errorf(wire.CodeModelInUse, "model %s is in use by %s; stop them first, or delete with force", id, strings.Join(ids, ", "))
+			return wire.Errorf(wire.CodeModelInUse, "model %s is in use by %s; stop them first, or delete with force", id, strings.Join(ids, ", "))
 		}
 		h.narrate(j, "", "worker_stop", fmt.Sprintf("stopping %s, which use model %s", strings.Join(ids, ", "), id))
 		h.stopMany(users)
@@ -222,7 +221,7 @@ func (h *Hive) runModelDelete(j *jobs.Job, id string, force bool) error {
 		human += fmt.Sprintf(" (its file %s stays where it is)", info.Path)
 	}
 	h.narrate(j, "", "model_deleted", human)
-	j.Emit(wire.TypeResult, wire.NewResult(info))
+	j.Emit(wire.NewResult(info))
 	return nil
 }
 
@@ -232,20 +231,20 @@ func (h *Hive) narrate(j *jobs.Job, workerID, action, human string) {
 	n := j.Narration(action, human)
 	n.HiveID, n.WorkerID = h.cfg.HiveID, workerID
 	h.log.Debug(human, "job_id", j.ID(), "action", action, "worker_id", workerID)
-	j.Emit(wire.TypeNarration, n)
+	j.Emit(n)
 }
 
 // catalogError gives catalog errors the codes of the wire.
 func (h *Hive) catalogError(err error) error {
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
-		return jobs.Errorf(wire.CodeNotFound, "hive %s: %v", h.cfg.HiveID, err)
+		return wire.Errorf(wire.CodeNotFound, "hive %s: %v", h.cfg.HiveID, err)
 	case errors.Is(err, catalog.ErrBadFile):
-		return jobs.Errorf(wire.CodeBadModel, "%v", err)
+		return wire.Errorf(wire.CodeBadModel, "%v", err)
 	case errors.Is(err, catalog.ErrExists):
-		return jobs.Errorf(wire.CodeModelExists, "%v", err)
+		return wire.Errorf(wire.CodeModelExists, "%v", err)
 	case errors.Is(err, catalog.ErrInvalidID), errors.Is(err, catalog.ErrNotPath):
-		return jobs.Errorf(wire.CodeBadRequest, "%v", err)
+		return wire.Errorf(wire.CodeBadRequest, "%v", err)
 	}
 	return err
 }

@@ -54,14 +54,14 @@ func newHub(c *hf.Client, log *slog.Logger) *hub {
 func (h *Hive) fetchHF(j *jobs.Job, ref modelref.Ref) (wire.ModelInfo, error) {
 	if info, ok := h.cat.Present(ref.ID); ok {
 		if !fromRef(info, ref) {
-			return wire.ModelInfo{}, jobs.Errorf(wire.CodeModelExists, "model id %s already names %s (from %s); delete that model first to download %s",
+			return wire.ModelInfo{}, wire.Errorf(wire.CodeModelExists, "model id %s already names %s (from %s); delete that model first to download %s",
 				info.ID, info.Path, info.Source, ref)
 		}
 		h.narrate(j, "", "model_download", fmt.Sprintf("model %s is in the catalog already (%s)", info.ID, info.Source))
 		return info, nil
 	}
 	if h.hub.err != nil {
-		return wire.ModelInfo{}, jobs.Errorf(wire.CodeBadRequest, "hive %s cannot download from Hugging Face: %v", h.cfg.HiveID, h.hub.err)
+		return wire.ModelInfo{}, wire.Errorf(wire.CodeBadRequest, "hive %s cannot download from Hugging Face: %v", h.cfg.HiveID, h.hub.err)
 	}
 	ctx, c := j.Context(), h.hub.client
 	repo := ref.Owner + "/" + ref.Repo
@@ -73,7 +73,7 @@ func (h *Hive) fetchHF(j *jobs.Job, ref modelref.Ref) (wire.ModelInfo, error) {
 			return wire.ModelInfo{}, h.hubError(ctx, err)
 		}
 		if file, err = hf.ChooseGGUF(names); err != nil {
-			return wire.ModelInfo{}, jobs.Errorf(wire.CodeNoChoice, "hf:%s: %v; name the file: hf:%s:FILE.gguf", repo, err, repo)
+			return wire.ModelInfo{}, wire.Errorf(wire.CodeNoChoice, "hf:%s: %v; name the file: hf:%s:FILE.gguf", repo, err, repo)
 		}
 		h.narrate(j, "", "model_choose", fmt.Sprintf("chose %s (preferring %s)", file, strings.Join(hf.Preference[:4], ", then ")))
 	}
@@ -81,7 +81,7 @@ func (h *Hive) fetchHF(j *jobs.Job, ref modelref.Ref) (wire.ModelInfo, error) {
 	// like one a person typed before it names anything on disk.
 	full, err := modelref.Parse(modelref.HFPrefix + repo + ":" + file)
 	if err != nil {
-		return wire.ModelInfo{}, jobs.Errorf(wire.CodeHubRefused, "the hub's file %.100q of %s cannot be used: %v", file, repo, err)
+		return wire.ModelInfo{}, wire.Errorf(wire.CodeHubRefused, "the hub's file %.100q of %s cannot be used: %v", file, repo, err)
 	}
 	fi, err := c.Stat(ctx, ref.Owner, ref.Repo, "", file)
 	if err != nil {
@@ -95,7 +95,7 @@ func (h *Hive) fetchHF(j *jobs.Job, ref modelref.Ref) (wire.ModelInfo, error) {
 	}, func(p download.Progress) {
 		ev := wire.NewProgress(p.Done, p.Total, "bytes")
 		ev.Rate = p.Rate
-		j.Emit(wire.TypeProgress, ev)
+		j.Emit(ev)
 	})
 	if err != nil {
 		return wire.ModelInfo{}, h.hubError(ctx, err)
@@ -146,21 +146,21 @@ func (h *Hive) hubError(ctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return context.Cause(ctx)
 	case errors.Is(err, hf.ErrNotFound):
-		return jobs.Errorf(wire.CodeNotFound, "%v", err)
+		return wire.Errorf(wire.CodeNotFound, "%v", err)
 	case errors.Is(err, hf.ErrAuth):
-		return jobs.Errorf(wire.CodeHubAuth, "%v", err)
+		return wire.Errorf(wire.CodeHubAuth, "%v", err)
 	case errors.Is(err, hf.ErrHostile), errors.Is(err, hf.ErrNoDigest), errors.Is(err, download.ErrRefused):
-		return jobs.Errorf(wire.CodeHubRefused, "%v", err)
+		return wire.Errorf(wire.CodeHubRefused, "%v", err)
 	case errors.Is(err, download.ErrDiskFull):
-		return jobs.Errorf(wire.CodeDiskFull, "hive %s: %v; free some space and download again", h.cfg.HiveID, err)
+		return wire.Errorf(wire.CodeDiskFull, "hive %s: %v; free some space and download again", h.cfg.HiveID, err)
 	case errors.Is(err, download.ErrMismatch):
-		return jobs.Errorf(wire.CodeChecksum, "%v", err)
+		return wire.Errorf(wire.CodeChecksum, "%v", err)
 	case errors.As(err, &se) && se.Status == 404:
-		return jobs.Errorf(wire.CodeNotFound, "%v", err)
+		return wire.Errorf(wire.CodeNotFound, "%v", err)
 	case errors.As(err, &se) && (se.Status == 401 || se.Status == 403):
-		return jobs.Errorf(wire.CodeHubAuth, "%v (set HF_TOKEN if the repository is gated)", err)
+		return wire.Errorf(wire.CodeHubAuth, "%v (set HF_TOKEN if the repository is gated)", err)
 	}
-	return jobs.Errorf(wire.CodeDownloadFailed, "%v; downloading again resumes where it stopped", err)
+	return wire.Errorf(wire.CodeDownloadFailed, "%v; downloading again resumes where it stopped", err)
 }
 
 // sizeText writes a byte count for people: "27.1 MiB".

@@ -131,11 +131,11 @@ func fakeWorker(args []string) int {
 	mux.HandleFunc("GET /v1/loading/progress", func(w http.ResponseWriter, r *http.Request) {
 		sw := sse.NewWriter(w)
 		for i := int64(0); i < 4; i++ {
-			_ = sw.Event(wire.TypeProgress, wire.NewProgress(i*25, 100, "bytes"))
+			_ = sw.Event(wire.NewProgress(i*25, 100, "bytes"))
 			time.Sleep(5 * time.Millisecond)
 		}
 		if *modelID == modelLoadError {
-			_ = sw.Event(wire.TypeError, wire.NewError(wire.CodeLoadFailed, "tensor blk.0.attn_q has a bad shape"))
+			_ = sw.Event(wire.NewError(wire.CodeLoadFailed, "tensor blk.0.attn_q has a bad shape"))
 			_ = sw.Done()
 			return
 		}
@@ -144,8 +144,8 @@ func fakeWorker(args []string) int {
 		case <-r.Context().Done():
 			return
 		}
-		_ = sw.Event(wire.TypeProgress, wire.NewProgress(100, 100, "bytes"))
-		_ = sw.Event(wire.TypeResult, wire.NewResult(wire.Ready{Ready: true, State: wire.StateReady}))
+		_ = sw.Event(wire.NewProgress(100, 100, "bytes"))
+		_ = sw.Event(wire.NewResult(wire.Ready{Ready: true, State: wire.StateReady}))
 		_ = sw.Done()
 	})
 	srv := &http.Server{Handler: mux}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/rbee/rbee/internal/device"
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -41,20 +40,20 @@ func (h *Hive) spawnDevice(ctx context.Context, name string) (string, error) {
 	}
 	d, err := device.Parse(name)
 	if err != nil {
-		return "", httpapi.BadRequest("%v", err)
+		return "", wire.BadRequest("%v", err)
 	}
 	switch d.Kind {
 	case device.Metal:
 		if runtime.GOOS != "darwin" {
-			return "", httpapi.BadRequest("hive %s has no %s: Metal GPUs are on macOS, and this hive runs on %s", h.cfg.HiveID, d, runtime.GOOS)
+			return "", wire.BadRequest("hive %s has no %s: Metal GPUs are on macOS, and this hive runs on %s", h.cfg.HiveID, d, runtime.GOOS)
 		}
 	case device.CUDA:
 		gpus, err := device.DetectNVIDIA(ctx)
 		if errors.Is(err, device.ErrNoNvidiaSMI) {
-			return "", httpapi.BadRequest("hive %s has no NVIDIA GPU for %s: %v; spawn on cpu", h.cfg.HiveID, d, err)
+			return "", wire.BadRequest("hive %s has no NVIDIA GPU for %s: %v; spawn on cpu", h.cfg.HiveID, d, err)
 		}
 		if err != nil {
-			return "", httpapi.BadRequest("hive %s cannot use %s: %v", h.cfg.HiveID, d, err)
+			return "", wire.BadRequest("hive %s cannot use %s: %v", h.cfg.HiveID, d, err)
 		}
 		var have []string
 		for _, g := range gpus {
@@ -64,9 +63,9 @@ func (h *Hive) spawnDevice(ctx context.Context, name string) (string, error) {
 			have = append(have, fmt.Sprintf("%s (%s, %d MiB free)", g.Device(), g.Name, g.MemoryFreeBytes>>20))
 		}
 		if len(have) == 0 {
-			return "", httpapi.BadRequest("hive %s has no GPU %s: nvidia-smi lists none", h.cfg.HiveID, d)
+			return "", wire.BadRequest("hive %s has no GPU %s: nvidia-smi lists none", h.cfg.HiveID, d)
 		}
-		return "", httpapi.BadRequest("hive %s has no GPU %s; it has %s", h.cfg.HiveID, d, strings.Join(have, ", "))
+		return "", wire.BadRequest("hive %s has no GPU %s; it has %s", h.cfg.HiveID, d, strings.Join(have, ", "))
 	}
 	return d.String(), nil
 }

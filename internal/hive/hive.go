@@ -290,14 +290,14 @@ func (h *Hive) Handler(loopback bool) http.Handler {
 	})
 	mux.Handle("POST /v1/shutdown", httpapi.Handler(func(w http.ResponseWriter, r *http.Request) error {
 		if !h.Shutdown() {
-			return httpapi.Errorf(http.StatusServiceUnavailable, wire.CodeUnavailable, "this hive is not running")
+			return wire.Errorf(wire.CodeUnavailable, "this hive is not running")
 		}
 		httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
 		return nil
 	}))
 	h.reg.Mount(mux, h.dispatch)
 	mux.Handle("/", httpapi.Handler(func(w http.ResponseWriter, r *http.Request) error {
-		return httpapi.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
+		return wire.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
 
 	var handler http.Handler = h.authorize(mux)
@@ -320,7 +320,7 @@ func (h *Hive) authorize(next http.Handler) http.Handler {
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusUnauthorized, wire.CodeUnauthorized, "a valid bearer token is required"))
+			httpapi.WriteError(w, r, wire.Errorf(wire.CodeUnauthorized, "a valid bearer token is required"))
 			return
 		}
 		next.ServeHTTP(w, r)

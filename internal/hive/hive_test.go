@@ -145,10 +145,10 @@ func result[T any](t *testing.T, h *testHive, op wire.Operation) T {
 }
 
 // failure runs an operation that must end in an error event.
-func failure(t *testing.T, h *testHive, op wire.Operation) *jobs.RemoteError {
+func failure(t *testing.T, h *testHive, op wire.Operation) *wire.Error {
 	t.Helper()
 	_, _, err := h.run(t, op)
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if !errors.As(err, &re) {
 		t.Fatalf("%s: got %v, want an error event", op.Operation, err)
 	}
@@ -292,7 +292,7 @@ func TestLoadErrorStopsWorker(t *testing.T) {
 	h := startHive(t)
 	var pid int
 	evs, _, err := h.run(t, spawnOp(h.model(t, modelLoadError)))
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if !errors.As(err, &re) || re.Code != wire.CodeLoadFailed || !strings.Contains(re.Message, "bad shape") {
 		t.Fatalf("got %v, want load_failed", err)
 	}
@@ -362,7 +362,7 @@ func TestCancelSpawnStopsWorker(t *testing.T) {
 		}
 		return nil
 	})
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if !errors.As(err, &re) || re.Code != wire.CodeCancelled {
 		t.Fatalf("got %v, want cancelled", err)
 	}

@@ -36,7 +36,7 @@ var (
 func (h *Hive) spawn(j *jobs.Job, model wire.ModelInfo, device string) error {
 	bin, err := h.workerBinary()
 	if err != nil {
-		return jobs.Errorf(wire.CodeWorkerFailed, "%v", err)
+		return wire.Errorf(wire.CodeWorkerFailed, "%v", err)
 	}
 	id := newWorkerID()
 	w, err := h.startWorker(bin, id, model, device)
@@ -68,7 +68,7 @@ func (h *Hive) spawn(j *jobs.Job, model wire.ModelInfo, device string) error {
 	}
 	ready = true
 	h.narrate(j, id, "worker_ready", fmt.Sprintf("worker %s is ready at %s", id, url))
-	j.Emit(wire.TypeResult, wire.NewResult(info))
+	j.Emit(wire.NewResult(info))
 	return nil
 }
 
@@ -77,7 +77,7 @@ func (h *Hive) startWorker(bin, id string, model wire.ModelInfo, device string) 
 	logPath := h.workerLog(id)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, jobs.Errorf(wire.CodeWorkerFailed, "cannot open the worker log: %v", err)
+		return nil, wire.Errorf(wire.CodeWorkerFailed, "cannot open the worker log: %v", err)
 	}
 	args := []string{
 		"--model", model.Path, "--model-id", model.ID,
@@ -100,7 +100,7 @@ func (h *Hive) startWorker(bin, id string, model wire.ModelInfo, device string) 
 	})
 	if err != nil {
 		logf.Close()
-		return nil, jobs.Errorf(wire.CodeWorkerFailed, "cannot start %s: %v", bin, err)
+		return nil, wire.Errorf(wire.CodeWorkerFailed, "cannot start %s: %v", bin, err)
 	}
 	w := &worker{
 		id:     id,
@@ -122,7 +122,7 @@ func (h *Hive) startWorker(bin, id string, model wire.ModelInfo, device string) 
 	if !h.workers.add(w) {
 		_ = proc.Stop()
 		logf.Close()
-		return nil, jobs.Errorf(wire.CodeUnavailable, "the hive is shutting down")
+		return nil, wire.Errorf(wire.CodeUnavailable, "the hive is shutting down")
 	}
 	h.log.Info("worker started", "worker_id", id, "pid", proc.PID(), "model", model.ID, "log", logPath)
 	return w, nil
@@ -137,14 +137,14 @@ func (h *Hive) awaitListening(ctx context.Context, w *worker) (string, error) {
 	case line := <-w.firstLine:
 		url, err := parseListeningOn(line, !httpapi.IsLoopback(h.cfg.WorkerHost))
 		if err != nil {
-			return "", jobs.Errorf(wire.CodeWorkerFailed, "worker %s did not start properly: %v", w.id, err)
+			return "", wire.Errorf(wire.CodeWorkerFailed, "worker %s did not start properly: %v", w.id, err)
 		}
 		return url, nil
 	case <-w.proc.Done():
-		return "", jobs.Errorf(wire.CodeWorkerFailed, "worker %s exited (%s) before it listened; %s",
+		return "", wire.Errorf(wire.CodeWorkerFailed, "worker %s exited (%s) before it listened; %s",
 			w.id, exitText(w.proc.Err()), w.stderr.said())
 	case <-t.C:
-		return "", jobs.Errorf(wire.CodeSpawnTimeout, "worker %s did not say where it listens within %s; %s",
+		return "", wire.Errorf(wire.CodeSpawnTimeout, "worker %s did not say where it listens within %s; %s",
 			w.id, h.cfg.ListenTimeout, w.stderr.said())
 	case <-ctx.Done():
 		return "", context.Cause(ctx)
@@ -173,7 +173,7 @@ func (h *Hive) awaitLoaded(j *jobs.Job, w *worker, url string) error {
 		stall.Reset(h.cfg.LoadStall)
 		if ev.Type == wire.TypeProgress && (time.Since(last) >= progressEvery || ev.Done >= ev.Total) {
 			last = time.Now()
-			j.Emit(wire.TypeProgress, ev)
+			j.Emit(ev)
 		}
 		return nil
 	})
@@ -183,23 +183,23 @@ func (h *Hive) awaitLoaded(j *jobs.Job, w *worker, url string) error {
 	if j.Context().Err() != nil {
 		return context.Cause(j.Context())
 	}
-	var remote *jobs.RemoteError
+	var remote *wire.Error
 	if errors.As(err, &remote) && remote.Status == 0 {
 		// The worker said why; it exits on its own or is stopped by spawn.
-		return jobs.Errorf(wire.CodeLoadFailed, "worker %s could not load its model: %s", w.id, remote.Message)
+		return wire.Errorf(wire.CodeLoadFailed, "worker %s could not load its model: %s", w.id, remote.Message)
 	}
 	if errors.Is(context.Cause(ctx), errLoadStalled) {
-		return jobs.Errorf(wire.CodeSpawnTimeout, "worker %s reported no loading progress for %s; %s",
+		return wire.Errorf(wire.CodeSpawnTimeout, "worker %s reported no loading progress for %s; %s",
 			w.id, h.cfg.LoadStall, w.stderr.said())
 	}
 	// A worker that dies breaks the stream a moment before it is reaped.
 	select {
 	case <-w.proc.Done():
-		return jobs.Errorf(wire.CodeWorkerFailed, "worker %s exited (%s) while loading its model; %s",
+		return wire.Errorf(wire.CodeWorkerFailed, "worker %s exited (%s) while loading its model; %s",
 			w.id, exitText(w.proc.Err()), w.stderr.said())
 	case <-time.After(time.Second):
 	}
-	return jobs.Errorf(wire.CodeWorkerFailed, "lost worker %s while it loaded: %v; %s", w.id, err, w.stderr.said())
+	return wire.Errorf(wire.CodeWorkerFailed, "lost worker %s while it loaded: %v; %s", w.id, err, w.stderr.said())
 }
 
 // workerBinary finds llm-worker-rbee: the configured one, else the one

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/rbee/rbee/internal/wire"
 )
 
 // IsLoopback reports whether host (an address without port, or a name)
@@ -38,7 +40,7 @@ func LoopbackHostOnly(next http.Handler) http.Handler {
 			host = h
 		}
 		if host != "" && !IsLoopback(host) {
-			WriteError(w, r, Errorf(http.StatusForbidden, "forbidden_host", "host %q is not allowed", r.Host))
+			WriteError(w, r, wire.Errorf(wire.CodeForbiddenHost, "host %q is not allowed", r.Host))
 			return
 		}
 		next.ServeHTTP(w, r)

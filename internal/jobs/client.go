@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,25 +26,6 @@ const (
 	afterTerminalWait  = 5 * time.Second
 	cancelAfterTimeout = 5 * time.Second
 )
-
-// RemoteError is an error answered by a job server: a non-2xx HTTP answer
-// (Status set) or an error event on a stream (Status 0).
-type RemoteError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *RemoteError) Error() string {
-	msg := e.Message
-	if e.Code != "" {
-		msg += " (" + e.Code + ")"
-	}
-	if e.Status != 0 {
-		msg = fmt.Sprintf("HTTP %d: %s", e.Status, msg)
-	}
-	return msg
-}
 
 // Client talks the job protocol to a queen or a hive.
 type Client struct {
@@ -73,7 +55,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 func jobPath(jobID string) string { return "/v1/jobs/" + url.PathEscape(jobID) }
 
 // Submit posts op and returns the created job. A non-2xx answer is a
-// *RemoteError.
+// *wire.Error.
 func (c *Client) Submit(ctx context.Context, op wire.Operation) (wire.JobCreated, error) {
 	body, err := json.Marshal(op)
 	if err != nil {
@@ -90,7 +72,7 @@ func (c *Client) Submit(ctx context.Context, op wire.Operation) (wire.JobCreated
 	}
 	defer closeBody(resp)
 	if resp.StatusCode/100 != 2 {
-		return wire.JobCreated{}, readRemoteError(resp)
+		return wire.JobCreated{}, ReadError(resp)
 	}
 	var jc wire.JobCreated
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&jc); err != nil {
@@ -104,7 +86,7 @@ func (c *Client) Submit(ctx context.Context, op wire.Operation) (wire.JobCreated
 
 // Stream reads the events of a job, calls fn for each (terminal one
 // included) and returns the terminal event. An error event is returned as a
-// *RemoteError too. A stream that ends before its terminal event or its
+// *wire.Error too. A stream that ends before its terminal event or its
 // [DONE] is an error wrapping io.ErrUnexpectedEOF: silence is never success.
 // An error from fn stops reading and is returned as is.
 func (c *Client) Stream(ctx context.Context, jobID string, fn func(wire.Event) error) (wire.Event, error) {
@@ -129,7 +111,7 @@ func (c *Client) StreamPath(ctx context.Context, path string, fn func(wire.Event
 	}
 	defer resp.Body.Close() // never drained: the rest of a stream may be endless
 	if resp.StatusCode/100 != 2 {
-		return wire.Event{}, readRemoteError(resp)
+		return wire.Event{}, ReadError(resp)
 	}
 
 	if fn == nil {
@@ -194,13 +176,13 @@ func (c *Client) StreamPath(ctx context.Context, path string, fn func(wire.Event
 
 func finalResult(ev wire.Event) (wire.Event, error) {
 	if ev.Type == wire.TypeError {
-		return ev, &RemoteError{Code: ev.Code, Message: ev.Message}
+		return ev, ev.Err()
 	}
 	return ev, nil
 }
 
 // Cancel asks the server to cancel a job. A job that already finished is no
-// error; an unknown one is a *RemoteError with Status 404.
+// error; an unknown one is a *wire.Error with Status 404.
 func (c *Client) Cancel(ctx context.Context, jobID string) error {
 	req, err := c.newRequest(ctx, http.MethodDelete, jobPath(jobID), nil)
 	if err != nil {
@@ -212,7 +194,7 @@ func (c *Client) Cancel(ctx context.Context, jobID string) error {
 	}
 	defer closeBody(resp)
 	if resp.StatusCode/100 != 2 {
-		return readRemoteError(resp)
+		return ReadError(resp)
 	}
 	return nil
 }
@@ -234,20 +216,22 @@ func (c *Client) Run(ctx context.Context, op wire.Operation, fn func(wire.Event)
 	return ev, err
 }
 
-// readRemoteError builds a *RemoteError from a non-2xx answer, reading only a
-// bounded prefix of its body.
-func readRemoteError(resp *http.Response) error {
-	re := &RemoteError{Status: resp.StatusCode}
+// ReadError builds a *wire.Error from a non-2xx answer of any rbee daemon,
+// reading only a bounded prefix of its body. Its Status is the answer's.
+func ReadError(resp *http.Response) error {
+	re := &wire.Error{Status: resp.StatusCode}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var eb wire.ErrorBody
 	if json.Unmarshal(body, &eb) == nil && (eb.Error.Code != "" || eb.Error.Message != "") {
 		re.Code, re.Message = eb.Error.Code, eb.Error.Message
 	}
 	if re.Message == "" {
-		re.Message = http.StatusText(resp.StatusCode)
+		// Not an rbee daemon's answer (a proxy's, say): its status line says
+		// the most.
+		re.Message = "HTTP " + resp.Status
 	}
-	if re.Message == "" {
-		re.Message = resp.Status
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		re.RetryAfter = n
 	}
 	return re
 }

@@ -41,7 +41,7 @@ func FuzzCreateJob(f *testing.F) {
 			case wire.OpStatus, wire.OpInfer, wire.OpWorkerSpawn:
 				return func(j *Job) error { return nil }, nil
 			}
-			return nil, Errorf(wire.CodeBadRequest, "unknown operation %q", op.Operation)
+			return nil, wire.Errorf(wire.CodeBadRequest, "unknown operation %q", op.Operation)
 		})
 		rec := newRecorder(string(body), mux)
 		switch {

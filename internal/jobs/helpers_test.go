@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -47,7 +46,7 @@ func dispatchMap(runs map[string]RunFunc) Dispatch {
 		if run, ok := runs[op.Operation]; ok {
 			return run, nil
 		}
-		return nil, httpapi.BadRequest("unknown operation %q", op.Operation)
+		return nil, wire.BadRequest("unknown operation %q", op.Operation)
 	}
 }
 
@@ -131,11 +130,11 @@ func waitFinished(t *testing.T, j *Job, within time.Duration) {
 	}
 }
 
-func asRemote(t *testing.T, err error) *RemoteError {
+func asRemote(t *testing.T, err error) *wire.Error {
 	t.Helper()
-	var re *RemoteError
+	var re *wire.Error
 	if !errors.As(err, &re) {
-		t.Fatalf("want *RemoteError, got %T %v", err, err)
+		t.Fatalf("want *wire.Error, got %T %v", err, err)
 	}
 	return re
 }

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -19,7 +18,7 @@ const MaxOperationBody = 1 << 20
 const readBatch = 64
 
 // Dispatch validates an operation and returns the function that runs it. It
-// returns an error (ideally a 400 *httpapi.Error) for an unknown or
+// returns an error (ideally a *wire.Error) for an unknown or
 // malformed operation; no job is created then.
 type Dispatch = func(op wire.Operation) (run RunFunc, err error)
 
@@ -43,7 +42,7 @@ func (r *Registry) serveCreate(w http.ResponseWriter, req *http.Request, dispatc
 		return rejection(err)
 	}
 	if run == nil {
-		return httpapi.Errorf(http.StatusInternalServerError, wire.CodeInternal, "operation %q has no handler", op.Operation)
+		return wire.Errorf(wire.CodeInternal, "operation %q has no handler", op.Operation)
 	}
 	j, err := r.Create(op, run)
 	if err != nil {
@@ -56,26 +55,16 @@ func (r *Registry) serveCreate(w http.ResponseWriter, req *http.Request, dispatc
 // rejection turns a dispatch error into an HTTP error. Dispatch only
 // validates, so an untyped error is the client's fault (400), not a 500.
 func rejection(err error) error {
-	var he *httpapi.Error
-	if errors.As(err, &he) && he != nil {
-		if he.Status < 400 || he.Status > 599 {
-			// httpapi.WriteError would pass this status to WriteHeader, which
-			// panics on anything below 100.
-			return &httpapi.Error{Status: http.StatusBadRequest, Code: he.Code, Message: he.Message, RetryAfter: he.RetryAfter}
-		}
-		return err
+	if e, ok := wire.AsError(err); ok {
+		return e
 	}
-	code, msg := errorCode(err)
-	if code == wire.CodeInternal {
-		code = wire.CodeBadRequest
-	}
-	return httpapi.Errorf(http.StatusBadRequest, code, "%s", msg)
+	return wire.BadRequest("%s", err.Error())
 }
 
 func (r *Registry) serveCancel(w http.ResponseWriter, req *http.Request) error {
 	id := req.PathValue("id")
 	if !r.Cancel(id) {
-		return httpapi.NotFound("no job %q", id)
+		return wire.NotFound("no job %q", id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -85,7 +74,7 @@ func (r *Registry) serveStream(w http.ResponseWriter, req *http.Request) error {
 	id := req.PathValue("id")
 	j, ok := r.Get(id)
 	if !ok {
-		return httpapi.NotFound("no job %q", id)
+		return wire.NotFound("no job %q", id)
 	}
 	j.attach()
 	defer j.detach()
@@ -112,7 +101,7 @@ func (r *Registry) serveStream(w http.ResponseWriter, req *http.Request) error {
 		batch, pos, lost, done, wait = j.read(pos, batch[:0], readBatch)
 		if lost > 0 {
 			deadline()
-			ev := wire.NewError(CodeSlowReader, "the stream fell behind: events were dropped from the job's buffer before they were sent")
+			ev := wire.NewError(wire.CodeSlowReader, "the stream fell behind: events were dropped from the job's buffer before they were sent")
 			if data, err := json.Marshal(ev); err == nil && sw.Raw(wire.TypeError, data) == nil {
 				_ = sw.Done()
 			}

@@ -8,15 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/sse"
 	"github.com/rbee/rbee/internal/wire"
 )
-
-// CodeSlowReader is the code of the error event that ends the stream of a
-// subscriber that fell so far behind that events it had not read yet were
-// dropped from the job's buffer.
-const CodeSlowReader = "slow_reader"
 
 // Causes of a job's cancellation, as context.Cause reports them on
 // Job.Context(), so a run function can tell why it is being stopped.
@@ -31,24 +25,10 @@ var (
 // job instead of breaking every client that reads it.
 const maxEventBytes = sse.MaxLine - 64
 
-// Error is an error a run function returns to end its job with a specific
-// error code instead of "internal".
-type Error struct {
-	Code    string
-	Message string
-}
-
-func (e Error) Error() string { return e.Message }
-
-// Errorf builds an Error with a formatted message.
-func Errorf(code, format string, args ...any) error {
-	return Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // Emitter is the part of a job that reporting code needs, so helpers can
 // report progress without depending on *Job.
 type Emitter interface {
-	Emit(typ string, v any)
+	Emit(ev wire.StreamEvent)
 	Narrate(action, human string)
 }
 
@@ -103,23 +83,23 @@ func (j *Job) Narration(action, human string) wire.Narration {
 // Narrate emits a narration event.
 func (j *Job) Narrate(action, human string) {
 	j.reg.opt.Logger.Debug(human, "job_id", j.id, "actor", j.reg.opt.Actor, "action", action)
-	j.Emit(wire.TypeNarration, j.Narration(action, human))
+	j.Emit(j.Narration(action, human))
 }
 
-// Emit appends an event to the job's stream. typ must equal the "type" field
-// of v's JSON. A result, end or error event ends the stream: later events are
-// dropped. Emit never blocks on subscribers. An event that cannot be encoded
-// ends the job with an internal error, because silently dropping it (say, a
-// result) would let the stream claim a success that never happened.
-func (j *Job) Emit(typ string, v any) {
-	data, err := json.Marshal(v)
+// Emit appends an event to the job's stream. A result, end or error event
+// ends the stream: later events are dropped. Emit never blocks on
+// subscribers. An event that cannot be encoded ends the job with an internal
+// error, because silently dropping it (say, a result) would let the stream
+// claim a success that never happened.
+func (j *Job) Emit(ev wire.StreamEvent) {
+	typ := ev.EventType()
+	data, err := json.Marshal(ev)
 	switch {
 	case err != nil:
 		j.fail(wire.CodeInternal, fmt.Sprintf("cannot encode a %s event: %v", typ, err))
 	case !validType(typ):
+		// Only a relayed wire.Event brings a type from elsewhere.
 		j.fail(wire.CodeInternal, fmt.Sprintf("invalid event type %q", typ))
-	case payloadType(v, data) != typ:
-		j.fail(wire.CodeInternal, fmt.Sprintf("event type %q does not match its payload's type %q", typ, payloadType(v, data)))
 	case len(data) > maxEventBytes:
 		j.fail(wire.CodeInternal, fmt.Sprintf("a %s event of %d bytes exceeds the stream limit of %d bytes", typ, len(data), maxEventBytes))
 	default:
@@ -197,8 +177,8 @@ func (j *Job) finish(err error) {
 		data, _ := json.Marshal(wire.NewResult(nil))
 		j.append(wire.TypeResult, data)
 	} else {
-		code, msg := errorCode(err)
-		j.fail(code, msg)
+		ev := wire.ErrorEventOf(err)
+		j.fail(ev.Code, ev.Message)
 	}
 	j.mu.Lock()
 	if j.timer != nil {
@@ -241,44 +221,6 @@ func (j *Job) subscribers() int {
 	return j.subs
 }
 
-// errorCode picks the code and message of the error event for err. Typed
-// errors keep their code; anything else is "internal" with its message.
-func errorCode(err error) (code, message string) {
-	var (
-		je  Error
-		jp  *Error
-		he  *httpapi.Error
-		re  *RemoteError
-		msg = err.Error()
-	)
-	switch {
-	case errors.As(err, &jp) && jp != nil:
-		code, message = jp.Code, jp.Message
-	case errors.As(err, &je):
-		code, message = je.Code, je.Message
-	case errors.As(err, &he) && he != nil:
-		code, message = he.Code, he.Message
-	case errors.As(err, &re) && re != nil:
-		code, message = re.Code, re.Message
-	}
-	// A wrapped error's outer text says where it happened; keep it.
-	if message == "" || msg != message && !isTyped(err) {
-		message = msg
-	}
-	if code == "" {
-		code = wire.CodeInternal
-	}
-	return code, message
-}
-
-func isTyped(err error) bool {
-	switch err.(type) {
-	case Error, *Error, *httpapi.Error, *RemoteError:
-		return true
-	}
-	return false
-}
-
 // validType keeps the type to the characters of the wire's type names, since
 // it is written verbatim into the stream's "event:" line.
 func validType(typ string) bool {
@@ -291,32 +233,4 @@ func validType(typ string) bool {
 		}
 	}
 	return true
-}
-
-// payloadType returns the "type" field of an event, without decoding the
-// JSON again for the wire's own event types.
-func payloadType(v any, data []byte) string {
-	switch e := v.(type) {
-	case wire.Token:
-		return e.Type
-	case wire.Narration:
-		return e.Type
-	case wire.Progress:
-		return e.Type
-	case wire.Result:
-		return e.Type
-	case wire.End:
-		return e.Type
-	case wire.ErrorEvent:
-		return e.Type
-	case wire.Event:
-		return e.Type
-	}
-	var t struct {
-		Type string `json:"type"`
-	}
-	if json.Unmarshal(data, &t) != nil {
-		return ""
-	}
-	return t.Type
 }

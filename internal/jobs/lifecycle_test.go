@@ -9,22 +9,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/wire"
 )
 
 func TestEmitRejectsBadEvents(t *testing.T) {
 	cases := map[string]func(j *Job){
-		"mismatch":  func(j *Job) { j.Emit(wire.TypeToken, wire.NewResult(1)) },
-		"bad_type":  func(j *Job) { j.Emit("token\ndata: x", map[string]string{"type": "token\ndata: x"}) },
-		"no_json":   func(j *Job) { j.Emit(wire.TypeResult, wire.NewResult(func() {})) },
-		"oversized": func(j *Job) { j.Emit(wire.TypeResult, wire.NewResult(strings.Repeat("a", maxEventBytes))) },
+		"bad_type":  func(j *Job) { j.Emit(wire.Event{Type: "token\ndata: x"}) },
+		"no_json":   func(j *Job) { j.Emit(wire.NewResult(func() {})) },
+		"oversized": func(j *Job) { j.Emit(wire.NewResult(strings.Repeat("a", maxEventBytes))) },
 	}
 	runs := map[string]RunFunc{}
 	for name, emit := range cases {
 		runs[name] = func(j *Job) error {
 			emit(j)
-			j.Emit(wire.TypeResult, wire.NewResult("not reached"))
+			j.Emit(wire.NewResult("not reached"))
 			return nil
 		}
 	}
@@ -81,7 +79,7 @@ func TestDispatchErrorWithoutStatus(t *testing.T) {
 	defer reg.Close()
 	mux := http.NewServeMux()
 	reg.Mount(mux, func(wire.Operation) (RunFunc, error) {
-		return nil, &httpapi.Error{Code: wire.CodeBadRequest, Message: "no status"}
+		return nil, &wire.Error{Code: wire.CodeBadRequest, Message: "no status"}
 	})
 	rec := newRecorder(`{"operation":"status"}`, mux)
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "no status") {

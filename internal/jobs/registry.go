@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -132,7 +131,7 @@ func (r *Registry) Create(op wire.Operation, run RunFunc, opts ...CreateOptions)
 	if r.closed {
 		r.mu.Unlock()
 		cancel(ErrShutdown)
-		return nil, httpapi.Errorf(http.StatusServiceUnavailable, wire.CodeUnavailable, "the daemon is shutting down")
+		return nil, wire.Errorf(wire.CodeUnavailable, "the daemon is shutting down")
 	}
 	for len(r.jobs) >= r.opt.MaxJobs && len(r.finished) > 0 {
 		r.forgetOldestLocked()
@@ -140,8 +139,9 @@ func (r *Registry) Create(op wire.Operation, run RunFunc, opts ...CreateOptions)
 	if len(r.jobs) >= r.opt.MaxJobs {
 		r.mu.Unlock()
 		cancel(context.Canceled)
-		e := httpapi.Errorf(http.StatusServiceUnavailable, wire.CodeQueueFull, "too many jobs running (%d); try again later", r.opt.MaxJobs)
-		e.RetryAfter = 1
+		// 503, not queue_full's 429: the daemon as a whole is full.
+		e := wire.Errorf(wire.CodeQueueFull, "too many jobs running (%d); try again later", r.opt.MaxJobs)
+		e.Status, e.RetryAfter = http.StatusServiceUnavailable, 1
 		return nil, e
 	}
 	for j.id == "" || r.jobs[j.id] != nil {
@@ -169,9 +169,9 @@ func (r *Registry) run(j *Job, run RunFunc) {
 			if p := recover(); p != nil {
 				r.opt.Logger.Error("job panicked", "job_id", j.id, "operation", j.op.Operation,
 					"panic", p, "stack", string(debug.Stack()))
-				err = Error{Code: wire.CodeInternal, Message: fmt.Sprintf("job panicked: %v", p)}
+				err = wire.Errorf(wire.CodeInternal, "job panicked: %v", p)
 			} else {
-				err = Error{Code: wire.CodeInternal, Message: "job stopped without returning"}
+				err = wire.Errorf(wire.CodeInternal, "job stopped without returning")
 			}
 		}
 		j.finish(err)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -21,8 +20,8 @@ func TestCreateStreamResult(t *testing.T) {
 			j.Narrate("status", "looking at the hives")
 			n := j.Narration("hive_seen", "hive gpu1 is up")
 			n.HiveID = "gpu1"
-			j.Emit(wire.TypeNarration, n)
-			j.Emit(wire.TypeResult, wire.NewResult(map[string]int{"hives": 1}))
+			j.Emit(n)
+			j.Emit(wire.NewResult(map[string]int{"hives": 1}))
 			return nil
 		},
 		"noresult": func(j *Job) error { return nil },
@@ -60,12 +59,11 @@ func TestRunErrorsBecomeErrorEvents(t *testing.T) {
 		code, msg string
 	}{
 		{"plain", errors.New("ssh: connection refused"), wire.CodeInternal, "ssh: connection refused"},
-		{"jobs_error", Error{Code: wire.CodeUnknownModel, Message: "no model x"}, wire.CodeUnknownModel, "no model x"},
-		{"jobs_error_ptr", &Error{Code: wire.CodeWorkerGone, Message: "worker died"}, wire.CodeWorkerGone, "worker died"},
-		{"httpapi", httpapi.NotFound("no hive %q", "h"), wire.CodeNotFound, `no hive "h"`},
-		{"wrapped", fmt.Errorf("hive gpu1: %w", Errorf(wire.CodeUnavailable, "down")), wire.CodeUnavailable, "hive gpu1: down"},
-		{"remote", &RemoteError{Status: 400, Code: wire.CodeBadRequest, Message: "bad model"}, wire.CodeBadRequest, "bad model"},
-		{"no_code", Error{Message: "odd"}, wire.CodeInternal, "odd"},
+		{"coded", &wire.Error{Code: wire.CodeWorkerGone, Message: "worker died"}, wire.CodeWorkerGone, "worker died"},
+		{"not_found", wire.NotFound("no hive %q", "h"), wire.CodeNotFound, `no hive "h"`},
+		{"wrapped", fmt.Errorf("hive gpu1: %w", wire.Errorf(wire.CodeUnavailable, "down")), wire.CodeUnavailable, "hive gpu1: down"},
+		{"remote", &wire.Error{Status: 400, Code: wire.CodeBadRequest, Message: "bad model"}, wire.CodeBadRequest, "bad model"},
+		{"no_code", &wire.Error{Message: "odd"}, wire.CodeInternal, "odd"},
 	}
 	runs := map[string]RunFunc{}
 	for _, c := range cases {
@@ -191,7 +189,7 @@ func TestCancelEndsWithOneCancelledEvent(t *testing.T) {
 			close(started)
 			<-j.Context().Done()
 			// Both of these come too late and must not reach the stream.
-			j.Emit(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: wire.StopCancelled})
+			j.Emit(wire.End{Type: wire.TypeEnd, StopReason: wire.StopCancelled})
 			return j.Context().Err()
 		},
 	})
@@ -225,9 +223,9 @@ func TestLateSubscriberReplaysEverything(t *testing.T) {
 	e := newEnv(t, Options{}, map[string]RunFunc{
 		"gen": func(j *Job) error {
 			for i := range 500 {
-				j.Emit(wire.TypeToken, wire.NewToken(fmt.Sprintf("t%d ", i), i))
+				j.Emit(wire.NewToken(fmt.Sprintf("t%d ", i), i))
 			}
-			j.Emit(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: wire.StopMaxTokens, TokensOut: 500})
+			j.Emit(wire.End{Type: wire.TypeEnd, StopReason: wire.StopMaxTokens, TokensOut: 500})
 			return nil
 		},
 	})
@@ -255,9 +253,9 @@ func TestSubscribersGetIdenticalSequences(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		for i := range 1000 {
-			j.Emit(wire.TypeToken, wire.NewToken("x", i))
+			j.Emit(wire.NewToken("x", i))
 		}
-		j.Emit(wire.TypeResult, wire.NewResult("ok"))
+		j.Emit(wire.NewResult("ok"))
 		return nil
 	})
 	if err != nil {
@@ -343,7 +341,7 @@ func TestPingOnQuietStream(t *testing.T) {
 	e := newEnv(t, Options{PingInterval: 10 * time.Millisecond}, map[string]RunFunc{
 		"quiet": func(j *Job) error {
 			<-release
-			j.Emit(wire.TypeResult, wire.NewResult(1))
+			j.Emit(wire.NewResult(1))
 			return nil
 		},
 	})

@@ -27,9 +27,9 @@ func bigTokens(n, size, want int) RunFunc {
 			time.Sleep(time.Millisecond)
 		}
 		for i := range n {
-			j.Emit(wire.TypeToken, wire.NewToken(piece, i))
+			j.Emit(wire.NewToken(piece, i))
 		}
-		j.Emit(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: wire.StopMaxTokens, TokensOut: n})
+		j.Emit(wire.End{Type: wire.TypeEnd, StopReason: wire.StopMaxTokens, TokensOut: n})
 		return nil
 	}
 }
@@ -104,7 +104,7 @@ func TestSlowReaderIsCutOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ev.Type == wire.TypeError {
-			if ev.Code != CodeSlowReader {
+			if ev.Code != wire.CodeSlowReader {
 				t.Fatalf("error event %+v", ev)
 			}
 			break
@@ -127,7 +127,7 @@ func TestCancelWhenUnwatched(t *testing.T) {
 		wire.OpInfer: func(j *Job) error {
 			j.CancelWhenUnwatched()
 			for i := 0; j.Context().Err() == nil; i++ {
-				j.Emit(wire.TypeToken, wire.NewToken("x", i))
+				j.Emit(wire.NewToken("x", i))
 				time.Sleep(time.Millisecond)
 			}
 			return j.Context().Err()
@@ -135,7 +135,7 @@ func TestCancelWhenUnwatched(t *testing.T) {
 		wire.OpHiveInstall: func(j *Job) error {
 			j.Narrate("install", "installing")
 			time.Sleep(100 * time.Millisecond)
-			j.Emit(wire.TypeResult, wire.NewResult("installed"))
+			j.Emit(wire.NewResult("installed"))
 			return nil
 		},
 	})
@@ -254,7 +254,7 @@ func TestClientErrors(t *testing.T) {
 	c := &Client{BaseURL: srv.URL + "/", HTTP: srv.Client(), Token: "s3cret"}
 	_, err := c.Submit(context.Background(), wire.Operation{Operation: wire.OpStatus})
 	re := asRemote(t, err)
-	if re.Status != http.StatusBadGateway || re.Message != "Bad Gateway" || auth != "Bearer s3cret" {
+	if re.Status != http.StatusBadGateway || re.Message != "HTTP 502 Bad Gateway" || auth != "Bearer s3cret" {
 		t.Fatalf("%+v, auth %q", re, auth)
 	}
 	if !strings.Contains(re.Error(), "502") {
@@ -268,7 +268,7 @@ func TestClientRunCancelsRemoteJob(t *testing.T) {
 	e := newEnv(t, Options{}, map[string]RunFunc{
 		wire.OpModelDownload: func(j *Job) error {
 			jobs <- j
-			j.Emit(wire.TypeProgress, wire.NewProgress(1, 100, "bytes"))
+			j.Emit(wire.NewProgress(1, 100, "bytes"))
 			<-j.Context().Done()
 			return j.Context().Err()
 		},
@@ -295,8 +295,8 @@ func TestClientRunRelaysEveryEvent(t *testing.T) {
 	e := newEnv(t, Options{}, map[string]RunFunc{
 		wire.OpWorkerList: func(j *Job) error {
 			j.Narrate("list", "listing workers")
-			j.Emit(wire.TypeProgress, wire.NewProgress(1, 2, "hives"))
-			j.Emit(wire.TypeResult, wire.NewResult([]string{"w1"}))
+			j.Emit(wire.NewProgress(1, 2, "hives"))
+			j.Emit(wire.NewResult([]string{"w1"}))
 			return nil
 		},
 	})
@@ -305,7 +305,7 @@ func TestClientRunRelaysEveryEvent(t *testing.T) {
 	defer queen.Close()
 	qj, err := queen.Create(wire.Operation{Operation: wire.OpWorkerList}, func(j *Job) error {
 		_, err := e.client.Run(j.Context(), j.Op(), func(ev wire.Event) error {
-			j.Emit(ev.Type, ev)
+			j.Emit(ev)
 			return nil
 		})
 		return err

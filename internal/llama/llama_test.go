@@ -42,7 +42,11 @@ func generate(t *testing.T, m engine.Model, prompt string, n int, s engine.Sampl
 		if m.IsEOG(tok) {
 			break
 		}
-		out = append(out, m.Piece(tok)...)
+		piece, err := m.Piece(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, piece...)
 		if err := seq.Decode(tok); err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +119,11 @@ func TestInterleavedSequences(t *testing.T) {
 				done[i] = true
 				continue
 			}
-			out[i] = append(out[i], m.Piece(tok)...)
+			piece, err := m.Piece(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = append(out[i], piece...)
 			if err := s.Decode(tok); err != nil {
 				t.Fatal(err)
 			}

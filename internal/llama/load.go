@@ -73,7 +73,10 @@ type Model struct {
 	nb    int
 	free  []C.llama_seq_id
 	sched scheduler // batches the steps of every open sequence
-	gpu   bool      // a GPU backend holds the weights: never llama_free (see Close)
+	// failed is the fatal DecodeError that broke the context; from then
+	// on every step and NewSequence fails with it.
+	failed error
+	gpu    bool // a GPU backend holds the weights: never llama_free (see Close)
 }
 
 var _ engine.Model = (*Model)(nil)
@@ -254,18 +257,23 @@ func (m *Model) Tokenize(text string) ([]engine.Token, error) {
 }
 
 // Piece implements engine.Model.
-func (m *Model) Piece(t engine.Token) []byte {
+func (m *Model) Piece(t engine.Token) ([]byte, error) {
+	// llama.cpp looks the token up with std::vector::at: out of range, it
+	// throws through the C API and the process aborts.
+	if t < 0 || int(t) >= m.info.VocabSize {
+		return nil, fmt.Errorf("token %d is outside the vocabulary of %d tokens", t, m.info.VocabSize)
+	}
 	var buf [64]C.char
 	n := C.llama_token_to_piece(m.vocab, C.llama_token(t), &buf[0], C.int32_t(len(buf)), 0, false)
 	if n >= 0 {
-		return C.GoBytes(unsafe.Pointer(&buf[0]), n)
+		return C.GoBytes(unsafe.Pointer(&buf[0]), n), nil
 	}
 	big := make([]byte, -n)
-	n = C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&big[0])), C.int32_t(len(big)), 0, false)
-	if n < 0 {
-		return nil
+	got := C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&big[0])), C.int32_t(len(big)), 0, false)
+	if got < 0 {
+		return nil, fmt.Errorf("llama_token_to_piece asked for %d bytes for token %d, then for %d", -n, t, -got)
 	}
-	return big[:n]
+	return big[:got], nil
 }
 
 // IsEOG implements engine.Model.

@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,10 +138,17 @@ type entry struct {
 
 // evaluate puts as much of steps as fits into one batch, decodes it, samples
 // for the steps that finished and answers them. It returns the steps that
-// still have prompt left.
+// still have prompt left. Once a decode failed fatally, every step gets that
+// error: the KV cache may hold half of a batch.
 func (m *Model) evaluate(steps []*step) (left []*step) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failed != nil {
+		for _, st := range steps {
+			st.reply <- m.failed
+		}
+		return nil
+	}
 	var entries []entry
 	n := 0
 	// Next tokens of running sequences first, then prompts.
@@ -167,26 +173,33 @@ func (m *Model) evaluate(steps []*step) (left []*step) {
 	if len(entries) == 0 {
 		return left
 	}
-	if err := m.decodeEntries(entries); err != nil && len(entries) > 1 {
-		// One sequence's failure must not fail the others: retry each
-		// alone, and only the ones that fail again get the error.
-		for i := range entries {
-			e := []entry{entries[i]}
-			e[0].last = e[0].to - e[0].from - 1
-			if err := m.decodeEntries(e); err != nil {
-				entries[i].st.reply <- err
-				entries[i].st = nil
-				continue
-			}
-			left = append(left, m.finish(e[0])...)
-			entries[i].st = nil
+	err := m.decodeEntries(entries)
+	if err == nil {
+		for _, e := range entries {
+			left = append(left, m.finish(e)...)
 		}
 		return left
-	} else if err != nil {
-		entries[0].st.reply <- err
+	}
+	if len(entries) == 1 || m.failed != nil {
+		for _, e := range entries {
+			e.st.reply <- err
+		}
 		return left
 	}
+	// A full KV cache or an invalid batch may be down to one sequence, and
+	// must not fail the others: retry each alone, and only the ones that
+	// fail again get the error. After a fatal error there is nothing to
+	// retry on.
 	for _, e := range entries {
+		if m.failed != nil {
+			e.st.reply <- m.failed
+			continue
+		}
+		e.last = e.to - e.from - 1
+		if err := m.decodeEntries([]entry{e}); err != nil {
+			e.st.reply <- err
+			continue
+		}
 		left = append(left, m.finish(e)...)
 	}
 	return left
@@ -221,8 +234,11 @@ func (m *Model) decodeEntries(entries []entry) error {
 	}
 	m.batch.n_tokens = C.int32_t(n)
 	m.sched.decodes.Add(1)
-	if rc := C.llama_decode(m.ctx, m.batch); rc != 0 {
-		return fmt.Errorf("llama_decode failed with status %d", int(rc))
+	if err := decodeStatus(int(C.llama_decode(m.ctx, m.batch))); err != nil {
+		if err.Fatal() {
+			m.failed = err
+		}
+		return err
 	}
 	return nil
 }

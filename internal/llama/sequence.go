@@ -20,6 +20,9 @@ var ErrNoSlot = errors.New("no free sequence slot")
 func (m *Model) NewSequence(s engine.Sampling) (engine.Sequence, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failed != nil {
+		return nil, m.failed
+	}
 	if len(m.free) == 0 {
 		return nil, ErrNoSlot
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/rbee/rbee/internal/wire"
 )
 
 const chatBody = `{"model":"m","messages":[{"role":"user","content":"x"}]}`
@@ -35,7 +37,7 @@ func TestKeys(t *testing.T) {
 	for _, h := range bad {
 		for _, path := range []string{"/v1/chat/completions", "/v1/models", "/v1/models/m"} {
 			r := a.post(t, path, chatBody, "Authorization", h)
-			if r.status != http.StatusUnauthorized || r.apiErr(t).Code != codeInvalidKey {
+			if r.status != http.StatusUnauthorized || r.apiErr(t).Code != wire.CodeInvalidAPIKey {
 				t.Errorf("%.40q %s: %d %s", h, path, r.status, r.body)
 			}
 		}

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
-	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -97,15 +95,15 @@ func TestBackendErrors(t *testing.T) {
 		retryAfter  bool
 		messagePart string
 	}{
-		{jobs.Errorf(wire.CodeUnknownModel, "no live hive has model %q", "m"), 404, typeInvalidRequest, codeModelNotFound, "model", false, "no live hive"},
-		{jobs.Errorf(wire.CodeNoWorker, "no worker became ready"), 503, typeServer, wire.CodeNoWorker, "", true, "no worker"},
-		{jobs.Errorf(wire.CodeWorkerGone, "went away"), 503, typeServer, wire.CodeWorkerGone, "", true, "went away"},
-		{&httpapi.Error{Status: 429, Code: wire.CodeQueueFull, Message: "all busy", RetryAfter: 3}, 429, typeRateLimit, wire.CodeQueueFull, "", true, "all busy"},
-		{&jobs.RemoteError{Status: 400, Code: wire.CodeContextLength, Message: "the prompt is 5000 tokens"}, 400, typeInvalidRequest, wire.CodeContextLength, "", false, "5000 tokens"},
-		{&jobs.RemoteError{Code: wire.CodeLoadFailed, Message: "cannot load"}, 503, typeServer, wire.CodeLoadFailed, "", true, "cannot load"},
-		{fmt.Errorf("wrapped: %w", jobs.Errorf(wire.CodeHiveUnreachable, "hive down")), 503, typeServer, wire.CodeHiveUnreachable, "", true, "hive down"},
+		{wire.Errorf(wire.CodeUnknownModel, "no live hive has model %q", "m"), 404, typeInvalidRequest, wire.CodeModelNotFound, "model", false, "no live hive"},
+		{wire.Errorf(wire.CodeNoWorker, "no worker became ready"), 503, typeServer, wire.CodeNoWorker, "", true, "no worker"},
+		{wire.Errorf(wire.CodeWorkerGone, "went away"), 503, typeServer, wire.CodeWorkerGone, "", true, "went away"},
+		{&wire.Error{Code: wire.CodeQueueFull, Message: "all busy", RetryAfter: 3}, 429, typeRateLimit, wire.CodeQueueFull, "", true, "all busy"},
+		{&wire.Error{Status: 400, Code: wire.CodeContextLength, Message: "the prompt is 5000 tokens"}, 400, typeInvalidRequest, wire.CodeContextLength, "", false, "5000 tokens"},
+		{&wire.Error{Code: wire.CodeLoadFailed, Message: "cannot load"}, 503, typeServer, wire.CodeLoadFailed, "", true, "cannot load"},
+		{fmt.Errorf("wrapped: %w", wire.Errorf(wire.CodeHiveUnreachable, "hive down")), 503, typeServer, wire.CodeHiveUnreachable, "", true, "hive down"},
 		{errors.New("secret detail of a bug"), 500, typeServer, wire.CodeInternal, "", false, "internal error"},
-		{jobs.Errorf("some_new_code", "x"), 500, typeServer, wire.CodeInternal, "", false, "internal error"},
+		{wire.Errorf("some_new_code", "x"), 500, typeServer, wire.CodeInternal, "", false, "internal error"},
 	}
 	for _, c := range cases {
 		for _, stream := range []bool{false, true} {
@@ -139,7 +137,7 @@ func TestBackendErrors(t *testing.T) {
 // the stream as an error object, which OpenAI clients raise.
 func TestStreamErrorAfterTokens(t *testing.T) {
 	b := newBackend("a", "b", "c")
-	b.err, b.errAt = jobs.Errorf(wire.CodeWorkerGone, "worker w went away mid-stream"), 2
+	b.err, b.errAt = wire.Errorf(wire.CodeWorkerGone, "worker w went away mid-stream"), 2
 	a := newAPI(t, b, nil)
 	r := a.post(t, "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}`)
 	if r.status != http.StatusOK {
@@ -202,11 +200,11 @@ func TestMethodsAndPaths(t *testing.T) {
 		status       int
 		code         string
 	}{
-		{http.MethodGet, "/v1/chat/completions", 405, codeMethod},
-		{http.MethodPut, "/v1/completions", 405, codeMethod},
-		{http.MethodPost, "/v1/models", 405, codeMethod},
-		{http.MethodDelete, "/v1/models/x", 405, codeMethod},
-		{http.MethodGet, "/v1/models/", 404, codeUnknownURL},
+		{http.MethodGet, "/v1/chat/completions", 405, wire.CodeMethod},
+		{http.MethodPut, "/v1/completions", 405, wire.CodeMethod},
+		{http.MethodPost, "/v1/models", 405, wire.CodeMethod},
+		{http.MethodDelete, "/v1/models/x", 405, wire.CodeMethod},
+		{http.MethodGet, "/v1/models/", 404, wire.CodeUnknownURL},
 	} {
 		r := a.do(t, c.method, c.path, "")
 		if r.status != c.status || r.apiErr(t).Code != c.code {

@@ -86,7 +86,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, model string, re
 		return err
 	case err != nil:
 		if writeErr == nil && r.Context().Err() == nil {
-			_ = write(toAPIError(s.log, r, err).body())
+			_, body, _ := apiError(s.log, r, err)
+			_ = write(body)
 			_ = sw.Done()
 		}
 		return nil

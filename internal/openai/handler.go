@@ -18,7 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/rbee/rbee/internal/apikeys"
@@ -38,9 +37,8 @@ type Backend interface {
 	// and calls fn with each token event and then the end event of the
 	// worker's stream; fn's error stops the generation. It returns the end
 	// event. When ctx ends first, the generation is stopped on the worker.
-	// Its errors carry an rbee code (jobs.Error, *jobs.RemoteError) or a
-	// status (*httpapi.Error): wire.CodeUnknownModel for a model nobody
-	// has, wire.CodeQueueFull when every worker is full, ...
+	// Its errors are *wire.Error: wire.CodeUnknownModel for a model
+	// nobody has, wire.CodeQueueFull when every worker is full, ...
 	Generate(ctx context.Context, model string, req wire.InferenceRequest, fn func(wire.Event) error) (wire.Event, error)
 }
 
@@ -69,8 +67,9 @@ type Options struct {
 
 // Server serves the OpenAI-compatible endpoints.
 type Server struct {
-	opt Options
-	log *slog.Logger
+	opt     Options
+	log     *slog.Logger
+	handler http.Handler // serve behind the gate
 }
 
 // New returns a Server.
@@ -87,26 +86,16 @@ func New(opt Options) *Server {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Server{opt: opt, log: opt.Logger}
+	s := &Server{opt: opt, log: opt.Logger}
+	s.handler = s.gate().Wrap(http.HandlerFunc(s.serve))
+	return s
 }
 
 // Paths are the URL paths the API serves (under /v1/models/ too).
 var Paths = []string{"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/models/"}
 
-// Mount registers the API's paths on mux. Methods are checked here rather
-// than in the patterns, so that a wrong one is answered in OpenAI's shape.
-func (s *Server) Mount(mux *http.ServeMux) {
-	for _, p := range Paths {
-		mux.Handle(p, s)
-	}
-}
-
-// ServeHTTP answers one API request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := s.authorize(r); err != nil {
-		writeError(w, err)
-		return
-	}
+// serve answers one API request that passed the gate.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch p := r.URL.Path; {
 	case p == "/v1/chat/completions":
@@ -118,17 +107,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(p) > len("/v1/models/"):
 		err = s.only(r, http.MethodGet, func() error { return s.getModel(w, r, p[len("/v1/models/"):]) })
 	default:
-		err = &apiError{Status: http.StatusNotFound, Type: typeInvalidRequest, Code: codeUnknownURL, Message: "Invalid URL (" + r.Method + " " + p + ")"}
+		err = wire.Errorf(wire.CodeUnknownURL, "Invalid URL (%s %s)", r.Method, p)
 	}
 	if err != nil {
-		writeError(w, toAPIError(s.log, r, err))
+		s.writeError(w, r, err)
 	}
 }
 
 func (s *Server) only(r *http.Request, method string, serve func() error) error {
 	if r.Method != method {
-		return &apiError{Status: http.StatusMethodNotAllowed, Type: typeInvalidRequest, Code: codeMethod,
-			Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + method}
+		return wire.Errorf(wire.CodeMethod, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, method)
 	}
 	return serve()
 }
@@ -156,14 +144,13 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	)
 	switch {
 	case errors.As(err, &tooBig):
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: wire.CodeTooLarge,
-			Message: "the request body is larger than " + itoa(tooBig.Limit) + " bytes"}
+		return wire.Errorf(wire.CodeTooLarge, "the request body is larger than %d bytes", tooBig.Limit)
 	case errors.Is(err, io.EOF):
-		return &apiError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Code: codeInvalidJSON, Message: "the request body is empty: send a JSON object"}
+		return wire.Errorf(wire.CodeInvalidJSON, "the request body is empty: send a JSON object")
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return badParam(typeErr.Field, "%s must be %s, not a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 	}
-	return &apiError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Code: codeInvalidJSON, Message: "the request body is not valid JSON: " + err.Error()}
+	return wire.Errorf(wire.CodeInvalidJSON, "the request body is not valid JSON: %v", err)
 }
 
 func jsonKind(goKind string) string {
@@ -181,8 +168,6 @@ func jsonKind(goKind string) string {
 	}
 	return "an object"
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // newID returns an OpenAI-style object id, e.g. "chatcmpl-<24 chars>".
 func newID(prefix string) string {

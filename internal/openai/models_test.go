@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -41,7 +40,7 @@ func TestModels(t *testing.T) {
 		t.Errorf("get an escaped id: %d %s", r.status, r.body)
 	}
 	r = a.do(t, http.MethodGet, "/v1/models/gpt-4o", "")
-	if e := r.apiErr(t); r.status != http.StatusNotFound || e.Code != codeModelNotFound || e.Param == nil || *e.Param != "model" {
+	if e := r.apiErr(t); r.status != http.StatusNotFound || e.Code != wire.CodeModelNotFound || e.Param == nil || *e.Param != "model" {
 		t.Errorf("unknown model: %d %s", r.status, r.body)
 	}
 
@@ -52,7 +51,7 @@ func TestModels(t *testing.T) {
 		t.Errorf("empty list: %s", r.body)
 	}
 
-	b.err = errors.Join(errors.New("listing"), jobs.Errorf(wire.CodeHiveUnreachable, "hive down"))
+	b.err = errors.Join(errors.New("listing"), wire.Errorf(wire.CodeHiveUnreachable, "hive down"))
 	if r := a.do(t, http.MethodGet, "/v1/models", ""); r.status != http.StatusServiceUnavailable {
 		t.Errorf("backend error: %d %s", r.status, r.body)
 	}

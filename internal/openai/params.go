@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/rbee/rbee/internal/wire"
@@ -28,7 +29,7 @@ type sampling struct {
 // inferenceRequest validates the shared fields and builds the worker
 // request. Ranges are OpenAI's (temperature 0 to 2), which the worker's
 // own limits contain.
-func (p sampling) inferenceRequest() (wire.InferenceRequest, *apiError) {
+func (p sampling) inferenceRequest() (wire.InferenceRequest, *wire.Error) {
 	var req wire.InferenceRequest
 	switch {
 	case p.model == "":
@@ -88,7 +89,7 @@ var roles = map[string]string{
 
 // chatMessages validates a conversation and turns it into the worker's
 // messages.
-func chatMessages(in []chatMessage) ([]wire.ChatMessage, *apiError) {
+func chatMessages(in []chatMessage) ([]wire.ChatMessage, *wire.Error) {
 	if len(in) == 0 {
 		return nil, badParam("messages", "messages must hold at least one message")
 	}
@@ -98,7 +99,7 @@ func chatMessages(in []chatMessage) ([]wire.ChatMessage, *apiError) {
 	out := make([]wire.ChatMessage, len(in))
 	size := 0
 	for i, m := range in {
-		param := "messages[" + itoa(int64(i)) + "]"
+		param := "messages[" + strconv.Itoa(i) + "]"
 		role, ok := roles[m.Role]
 		if !ok {
 			return nil, badParam(param+".role", "%s.role must be system, developer, user, assistant or tool, got %.32q", param, m.Role)
@@ -119,7 +120,7 @@ func chatMessages(in []chatMessage) ([]wire.ChatMessage, *apiError) {
 // contentText is a message's content as text: a string, null, or the text
 // of a list of parts. Other parts (images, audio, files) are refused rather
 // than dropped, since the answer would ignore them.
-func contentText(raw json.RawMessage, param string) (string, *apiError) {
+func contentText(raw json.RawMessage, param string) (string, *wire.Error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return "", nil
@@ -151,7 +152,7 @@ func contentText(raw json.RawMessage, param string) (string, *apiError) {
 
 // promptText is the prompt of /v1/completions: a string, or a list of
 // exactly one string. Lists of several prompts and token ids are refused.
-func promptText(raw json.RawMessage) (string, *apiError) {
+func promptText(raw json.RawMessage) (string, *wire.Error) {
 	raw = bytes.TrimSpace(raw)
 	var s string
 	switch {

@@ -9,7 +9,6 @@ import (
 	sdk "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -83,13 +82,13 @@ func TestOfficialClient(t *testing.T) {
 	_, err = c.Chat.Completions.New(ctx, sdk.ChatCompletionNewParams{
 		Model: "alpha", Messages: []sdk.ChatCompletionMessageParamUnion{sdk.UserMessage("x")}, N: sdk.Int(2),
 	})
-	check("n=2", err, http.StatusBadRequest, codeInvalidValue, "n")
+	check("n=2", err, http.StatusBadRequest, wire.CodeInvalidValue, "n")
 	_, err = c.Models.List(ctx, option.WithAPIKey("rbee_wrong"))
-	check("wrong key", err, http.StatusUnauthorized, codeInvalidKey, "")
+	check("wrong key", err, http.StatusUnauthorized, wire.CodeInvalidAPIKey, "")
 
-	b.err = jobs.Errorf(wire.CodeUnknownModel, "no live hive has model %q", "nope")
+	b.err = wire.Errorf(wire.CodeUnknownModel, "no live hive has model %q", "nope")
 	_, err = c.Chat.Completions.New(ctx, sdk.ChatCompletionNewParams{
 		Model: "nope", Messages: []sdk.ChatCompletionMessageParamUnion{sdk.UserMessage("x")},
 	})
-	check("unknown model", err, http.StatusNotFound, codeModelNotFound, "model")
+	check("unknown model", err, http.StatusNotFound, wire.CodeModelNotFound, "model")
 }

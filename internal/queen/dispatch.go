@@ -1,12 +1,11 @@
 package queen
 
 import (
-	"github.com/rbee/rbee/internal/device"
-	"net/http"
 	"strings"
 
+	"github.com/rbee/rbee/internal/device"
+
 	"github.com/rbee/rbee/internal/config"
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/modelref"
 	"github.com/rbee/rbee/internal/queen/workers"
@@ -56,12 +55,12 @@ func (s *Server) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 			return nil, err
 		}
 		if _, err := device.Parse(op.Device); op.Device != "" && err != nil {
-			return nil, httpapi.BadRequest("%v", err)
+			return nil, wire.BadRequest("%v", err)
 		}
 		return s.forwardTo(op, op.HiveID)
 	case wire.OpWorkerGet, wire.OpWorkerStop, wire.OpWorkerDelete:
 		if err := workers.CheckName("worker_id", op.WorkerID); err != nil {
-			return nil, httpapi.BadRequest("%v", err)
+			return nil, wire.BadRequest("%v", err)
 		}
 		alias := op.HiveID
 		if alias == "" {
@@ -83,9 +82,9 @@ func (s *Server) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 		}
 		return s.forwardTo(op, op.HiveID)
 	case "":
-		return nil, httpapi.BadRequest("operation is required; known operations: %s", strings.Join(knownOps, ", "))
+		return nil, wire.BadRequest("operation is required; known operations: %s", strings.Join(knownOps, ", "))
 	}
-	return nil, httpapi.BadRequest("unknown operation %.64q; known operations: %s", op.Operation, strings.Join(knownOps, ", "))
+	return nil, wire.BadRequest("unknown operation %.64q; known operations: %s", op.Operation, strings.Join(knownOps, ", "))
 }
 
 func (s *Server) forwardTo(op wire.Operation, alias string) (jobs.RunFunc, error) {
@@ -102,18 +101,18 @@ func (s *Server) hive(alias, field string) (config.Hive, error) {
 		alias = localAlias
 	}
 	if !config.ValidAlias(alias) {
-		return config.Hive{}, httpapi.BadRequest("%s %.64q is not a hive alias: use letters, digits, '.', '_' and '-'", field, alias)
+		return config.Hive{}, wire.BadRequest("%s %.64q is not a hive alias: use letters, digits, '.', '_' and '-'", field, alias)
 	}
 	hives, err := s.opt.Hives()
 	if err != nil {
-		return config.Hive{}, httpapi.Errorf(http.StatusInternalServerError, wire.CodeInternal, "reading the hive list: %v", err)
+		return config.Hive{}, wire.Errorf(wire.CodeInternal, "reading the hive list: %v", err)
 	}
 	h, ok := config.FindHive(hives, alias)
 	if !ok {
 		// ~/.ssh/config names hosts too; its values get the same checks.
 		sh, found, err := s.opt.SSHConfigHive(alias)
 		if err != nil {
-			return config.Hive{}, httpapi.BadRequest("hive %s: %v", alias, err)
+			return config.Hive{}, wire.BadRequest("hive %s: %v", alias, err)
 		}
 		h, ok = sh, found
 	}
@@ -122,7 +121,7 @@ func (s *Server) hive(alias, field string) (config.Hive, error) {
 		for i, h := range hives {
 			names[i] = h.Alias
 		}
-		return config.Hive{}, httpapi.Errorf(http.StatusBadRequest, wire.CodeBadRequest,
+		return config.Hive{}, wire.Errorf(wire.CodeBadRequest,
 			"unknown hive %q: the configured hives are %s; add a \"Host %s\" entry to hives.conf (or ~/.ssh/config)", alias, strings.Join(names, ", "), alias)
 	}
 	return h, nil
@@ -130,10 +129,10 @@ func (s *Server) hive(alias, field string) (config.Hive, error) {
 
 func checkModel(model string) error {
 	if model == "" {
-		return httpapi.BadRequest("model is required: a catalog id, a path to a .gguf file, or hf:owner/repo[:file.gguf]")
+		return wire.BadRequest("model is required: a catalog id, a path to a .gguf file, or hf:owner/repo[:file.gguf]")
 	}
 	if _, err := modelref.Parse(model); err != nil {
-		return httpapi.BadRequest("model: %v", err)
+		return wire.BadRequest("model: %v", err)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 func (s *Server) forward(h config.Hive, op wire.Operation) jobs.RunFunc {
 	return func(j *jobs.Job) error {
 		_, err := s.runOnHive(j.Context(), h, op, func(e wire.Event) error {
-			j.Emit(e.Type, tagHive(e, h.Alias))
+			j.Emit(tagHive(e, h.Alias))
 			return nil
 		})
 		return err
@@ -54,18 +54,18 @@ func (s *Server) runOnHive(ctx context.Context, h config.Hive, op wire.Operation
 }
 
 func hiveError(h config.Hive, err error, started bool) error {
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if errors.As(err, &re) {
-		return jobs.Errorf(re.Code, "hive %s: %s", h.Alias, re.Message)
+		return wire.Errorf(re.Code, "hive %s: %s", h.Alias, re.Message)
 	}
 	if started {
-		return jobs.Errorf(wire.CodeHiveUnreachable, "lost hive %s at %s mid-operation (%v); is it still running? see rbee hive status -a %s", h.Alias, hiveURL(h), err, h.Alias)
+		return wire.Errorf(wire.CodeHiveUnreachable, "lost hive %s at %s mid-operation (%v); is it still running? see rbee hive status -a %s", h.Alias, hiveURL(h), err, h.Alias)
 	}
 	return unreachable(h, err)
 }
 
 func unreachable(h config.Hive, err error) error {
-	return jobs.Errorf(wire.CodeHiveUnreachable, "hive %s at %s does not answer (%v); start it with: rbee hive start -a %s", h.Alias, hiveURL(h), err, h.Alias)
+	return wire.Errorf(wire.CodeHiveUnreachable, "hive %s at %s does not answer (%v); start it with: rbee hive start -a %s", h.Alias, hiveURL(h), err, h.Alias)
 }
 
 // tagHive fills in which hive a relayed narration comes from.
@@ -94,7 +94,7 @@ func (s *Server) forwardAll(op wire.Operation) jobs.RunFunc {
 		}
 		if len(live) == 0 {
 			j.Narrate("list", "No hive is running; start one with: rbee hive start")
-			j.Emit(wire.TypeResult, wire.NewResult([]any{}))
+			j.Emit(wire.NewResult([]any{}))
 			return nil
 		}
 
@@ -105,7 +105,7 @@ func (s *Server) forwardAll(op wire.Operation) jobs.RunFunc {
 			wg.Go(func() {
 				ev, err := s.runOnHive(ctx, h, op, func(e wire.Event) error {
 					if !e.Terminal() {
-						j.Emit(e.Type, tagHive(e, h.Alias))
+						j.Emit(tagHive(e, h.Alias))
 					}
 					return nil
 				})
@@ -133,7 +133,7 @@ func (s *Server) forwardAll(op wire.Operation) jobs.RunFunc {
 		if failed == len(live) {
 			return errs[0]
 		}
-		j.Emit(wire.TypeResult, wire.NewResult(merged))
+		j.Emit(wire.NewResult(merged))
 		return nil
 	}
 }

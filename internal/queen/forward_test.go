@@ -13,9 +13,9 @@ import (
 
 func spawnRun(j *jobs.Job) error {
 	j.Narrate("spawn", "Spawning a worker for "+j.Op().Model)
-	j.Emit(wire.TypeProgress, wire.NewProgress(0, 10, "bytes"))
-	j.Emit(wire.TypeProgress, wire.NewProgress(10, 10, "bytes"))
-	j.Emit(wire.TypeResult, wire.NewResult(wire.WorkerInfo{WorkerID: "worker-1", HiveID: "localhost", Model: j.Op().Model, State: wire.StateReady}))
+	j.Emit(wire.NewProgress(0, 10, "bytes"))
+	j.Emit(wire.NewProgress(10, 10, "bytes"))
+	j.Emit(wire.NewResult(wire.WorkerInfo{WorkerID: "worker-1", HiveID: "localhost", Model: j.Op().Model, State: wire.StateReady}))
 	return nil
 }
 
@@ -49,7 +49,7 @@ func TestForwardRelaysHiveEvents(t *testing.T) {
 
 func TestForwardKeepsHiveErrorCode(t *testing.T) {
 	h := newFakeHive(t, "localhost", map[string]jobs.RunFunc{
-		wire.OpModelGet: func(j *jobs.Job) error { return jobs.Errorf(wire.CodeNotFound, "no model %q", j.Op().Model) },
+		wire.OpModelGet: func(j *jobs.Job) error { return wire.Errorf(wire.CodeNotFound, "no model %q", j.Op().Model) },
 	})
 	q := newQueen(t, []config.Hive{h.hive}, nil)
 	_, err := q.run(t, wire.Operation{Operation: wire.OpModelGet, Model: "nope"})
@@ -79,7 +79,7 @@ func TestForwardUsesRegistryForWorkerHive(t *testing.T) {
 	local := newFakeHive(t, "localhost", nil)
 	box := newFakeHive(t, "box", map[string]jobs.RunFunc{
 		wire.OpWorkerStop: func(j *jobs.Job) error {
-			j.Emit(wire.TypeResult, wire.NewResult(wire.WorkerInfo{WorkerID: j.Op().WorkerID, HiveID: "box", State: wire.StateGone}))
+			j.Emit(wire.NewResult(wire.WorkerInfo{WorkerID: j.Op().WorkerID, HiveID: "box", State: wire.StateGone}))
 			return nil
 		},
 	})
@@ -98,7 +98,7 @@ func TestForwardUsesRegistryForWorkerHive(t *testing.T) {
 func TestListMergesLiveHives(t *testing.T) {
 	list := func(alias string) jobs.RunFunc {
 		return func(j *jobs.Job) error {
-			j.Emit(wire.TypeResult, wire.NewResult([]wire.ModelInfo{{ID: "m-" + alias}}))
+			j.Emit(wire.NewResult([]wire.ModelInfo{{ID: "m-" + alias}}))
 			return nil
 		}
 	}

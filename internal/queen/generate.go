@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
-	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/modelref"
 	"github.com/rbee/rbee/internal/queen/workers"
 	"github.com/rbee/rbee/internal/wire"
@@ -81,7 +79,7 @@ func (r *routed) narrate(action, human, hive, worker string) {
 // ends, the generation is stopped on the worker at once.
 func (s *Server) Generate(ctx context.Context, model string, req wire.InferenceRequest, fn func(wire.Event) error) (wire.Event, error) {
 	if err := req.Validate(); err != nil {
-		return wire.Event{}, httpapi.BadRequest("%v", err)
+		return wire.Event{}, wire.BadRequest("%v", err)
 	}
 	r := &routed{
 		Request: Request{Model: model, Inference: req},
@@ -89,12 +87,12 @@ func (s *Server) Generate(ctx context.Context, model string, req wire.InferenceR
 		filter: workers.Filter{Models: []string{model}},
 		place:  placeCatalog,
 		nowhere: func() error {
-			return jobs.Errorf(wire.CodeUnknownModel, "no worker serves model %.128q and no live hive has it in its catalog", model)
+			return wire.Errorf(wire.CodeUnknownModel, "no worker serves model %.128q and no live hive has it in its catalog", model)
 		},
 	}
 	if !modelref.ValidID(model) {
 		r.nowhere = func() error {
-			return jobs.Errorf(wire.CodeUnknownModel, "no worker serves model %.128q, and only a catalog id can start one", model)
+			return wire.Errorf(wire.CodeUnknownModel, "no worker serves model %.128q, and only a catalog id can start one", model)
 		}
 	}
 	return s.route(ctx, r, fn)
@@ -237,10 +235,10 @@ func (s *Server) await(ctx context.Context, t *ticket, r *routed) (grant, error)
 		case <-settleC:
 			settleC = nil
 			if ready, loading := s.workers.Pick(r.filter); len(ready)+len(loading) == 0 {
-				return grant{}, jobs.Errorf(wire.CodeNoWorker, "a worker for %s started but sent no heartbeat to the queen within %s; is the queen's URL reachable from its hive?", r.Model, spawnSettle)
+				return grant{}, wire.Errorf(wire.CodeNoWorker, "a worker for %s started but sent no heartbeat to the queen within %s; is the queen's URL reachable from its hive?", r.Model, spawnSettle)
 			}
 		case <-loadWaitC:
-			return grant{}, jobs.Errorf(wire.CodeNoWorker, "no worker for model %s became ready within %s", r.Model, s.opt.LoadWait)
+			return grant{}, wire.Errorf(wire.CodeNoWorker, "no worker for model %s became ready within %s", r.Model, s.opt.LoadWait)
 		case <-deadline:
 			return grant{}, errDeadline(&r.Request, fmt.Sprintf("waited in the queen's queue (%d requests ahead)", max(s.queue.position(t), 0)))
 		case <-s.closing:
@@ -269,7 +267,7 @@ func (s *Server) runOn(ctx context.Context, r *routed, w workers.Worker, fn func
 	wc := &workerclient.Client{BaseURL: w.URL, Token: s.hiveToken(w.HiveID), HTTP: s.opt.HTTP}
 	jc, err := wc.Submit(ctx, req)
 	if err != nil {
-		var re *jobs.RemoteError
+		var re *wire.Error
 		switch {
 		case ctx.Err() != nil:
 			return wire.Event{}, context.Cause(ctx)
@@ -303,7 +301,7 @@ func (s *Server) runOn(ctx context.Context, r *routed, w workers.Worker, fn func
 		}
 		return nil
 	})
-	var re *jobs.RemoteError
+	var re *wire.Error
 	switch {
 	case err == nil:
 		return end, nil
@@ -325,17 +323,17 @@ func (s *Server) runOn(ctx context.Context, r *routed, w workers.Worker, fn func
 		why = fmt.Sprintf("no heartbeat for %s", s.workers.GoneAfter())
 	}
 	s.workers.MarkGone(w.WorkerID, "its inference stream broke: "+why)
-	return wire.Event{}, jobs.Errorf(wire.CodeWorkerGone, "worker %s on hive %s went away mid-stream (%s)", w.WorkerID, w.HiveID, why)
+	return wire.Event{}, wire.Errorf(wire.CodeWorkerGone, "worker %s on hive %s went away mid-stream (%s)", w.WorkerID, w.HiveID, why)
 }
 
 // workerError is the worker's verdict on the request (a 400
 // context_length_exceeded, a failed generation), saying which worker; its
 // own deadline is the request's.
-func workerError(r *routed, w workers.Worker, re *jobs.RemoteError) error {
+func workerError(r *routed, w workers.Worker, re *wire.Error) error {
 	if re.Code == wire.CodeDeadline {
 		return errDeadline(&r.Request, fmt.Sprintf("worker %s had no free slot in time: %s", w.WorkerID, re.Message))
 	}
-	return &jobs.RemoteError{Status: re.Status, Code: re.Code, Message: fmt.Sprintf("worker %s: %s", w.WorkerID, re.Message)}
+	return &wire.Error{Status: re.Status, Code: re.Code, Message: fmt.Sprintf("worker %s: %s", w.WorkerID, re.Message)}
 }
 
 // watchWorker cancels the stream when the registry times the worker out.

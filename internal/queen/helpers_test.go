@@ -156,7 +156,7 @@ func newFakeWorker(t *testing.T, id string, tokens ...string) *fakeWorker {
 			return err
 		}
 		if w.full.Load() {
-			return httpapi.Errorf(http.StatusTooManyRequests, wire.CodeQueueFull, "queue full")
+			return wire.Errorf(wire.CodeQueueFull, "queue full")
 		}
 		w.mu.Lock()
 		w.requests = append(w.requests, req)
@@ -170,7 +170,7 @@ func newFakeWorker(t *testing.T, id string, tokens ...string) *fakeWorker {
 			if d := int(w.dropAfter.Load()); d > 0 && i == d {
 				panic(http.ErrAbortHandler) // the connection drops as if the worker died
 			}
-			_ = sw.Event(wire.TypeToken, wire.NewToken(tok, i))
+			_ = sw.Event(wire.NewToken(tok, i))
 		}
 		if w.hold {
 			<-r.Context().Done()
@@ -185,11 +185,11 @@ func newFakeWorker(t *testing.T, id string, tokens ...string) *fakeWorker {
 			}
 		}
 		if w.streamErr != nil {
-			_ = sw.Event(wire.TypeError, *w.streamErr)
+			_ = sw.Event(*w.streamErr)
 			_ = sw.Done()
 			return
 		}
-		_ = sw.Event(wire.TypeEnd, w.end)
+		_ = sw.Event(w.end)
 		_ = sw.Done()
 	})
 	mux.HandleFunc("DELETE /v1/inference/{id}", func(rw http.ResponseWriter, r *http.Request) {
@@ -241,7 +241,7 @@ func newFakeHive(t *testing.T, alias string, runs map[string]jobs.RunFunc) *fake
 		if run, ok := runs[op.Operation]; ok {
 			return run, nil
 		}
-		return nil, httpapi.BadRequest("fake hive: unknown operation %q", op.Operation)
+		return nil, wire.BadRequest("fake hive: unknown operation %q", op.Operation)
 	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, wire.HiveHealth{Status: "ok", HiveID: alias})
@@ -302,7 +302,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func errorCode(err error) string {
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if errors.As(err, &re) {
 		return re.Code
 	}
@@ -310,7 +310,7 @@ func errorCode(err error) string {
 }
 
 func httpStatus(err error) int {
-	var re *jobs.RemoteError
+	var re *wire.Error
 	if errors.As(err, &re) {
 		return re.Status
 	}

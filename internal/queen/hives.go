@@ -38,7 +38,7 @@ func (s *Server) hiveOp(name string, h config.Hive) jobs.RunFunc {
 			if st.State == wire.HiveOnline {
 				caps, err := s.capabilities(ctx, h)
 				if err != nil {
-					return jobs.Errorf(wire.CodeHiveUnreachable, "hive %s answers /health but not /v1/capabilities: %v", h.Alias, err)
+					return wire.Errorf(wire.CodeHiveUnreachable, "hive %s answers /health but not /v1/capabilities: %v", h.Alias, err)
 				}
 				st.Capabilities = caps
 			} else if name != wire.OpHiveGet {
@@ -46,7 +46,7 @@ func (s *Server) hiveOp(name string, h config.Hive) jobs.RunFunc {
 				// are questions only a running hive answers.
 				return unreachable(h, errors.New(st.Error))
 			}
-			j.Emit(wire.TypeResult, wire.NewResult(st))
+			j.Emit(wire.NewResult(st))
 			return nil
 		}
 		if !h.IsLocal() {
@@ -59,22 +59,22 @@ func (s *Server) hiveOp(name string, h config.Hive) jobs.RunFunc {
 			if err != nil {
 				return err
 			}
-			j.Emit(wire.TypeResult, wire.NewResult(st))
+			j.Emit(wire.NewResult(st))
 		case wire.OpHiveStop:
 			if err := s.local.stop(ctx, j, h); err != nil {
 				return err
 			}
-			j.Emit(wire.TypeResult, wire.NewResult(s.probe(ctx, h)))
+			j.Emit(wire.NewResult(s.probe(ctx, h)))
 		case wire.OpHiveInstall:
 			path, err := s.local.binary()
 			if err != nil {
 				return err
 			}
 			j.Narrate("install", "The local hive needs no install: it runs "+path)
-			j.Emit(wire.TypeResult, wire.NewResult(map[string]string{"alias": h.Alias, "binary": path}))
+			j.Emit(wire.NewResult(map[string]string{"alias": h.Alias, "binary": path}))
 		case wire.OpHiveUninstall:
 			j.Narrate("uninstall", "The local hive has nothing to uninstall: it runs the rbee-hive installed beside queen-rbee")
-			j.Emit(wire.TypeResult, wire.NewResult(map[string]string{"alias": h.Alias}))
+			j.Emit(wire.NewResult(map[string]string{"alias": h.Alias}))
 		}
 		return nil
 	}
@@ -85,7 +85,7 @@ func (s *Server) runHiveList(j *jobs.Job) error {
 	if err != nil {
 		return fmt.Errorf("reading the hive list: %w", err)
 	}
-	j.Emit(wire.TypeResult, wire.NewResult(s.probeAll(j.Context(), hives)))
+	j.Emit(wire.NewResult(s.probeAll(j.Context(), hives)))
 	return nil
 }
 

@@ -133,17 +133,17 @@ func (s *Server) authHeartbeat(r *http.Request, hiveID string) error {
 	}
 	hiveTok, err := s.tokens.get(hiveID)
 	if err != nil {
-		return httpapi.Errorf(http.StatusInternalServerError, wire.CodeInternal, "reading the token of hive %s: %v", hiveID, err)
+		return wire.Errorf(wire.CodeInternal, "reading the token of hive %s: %v", hiveID, err)
 	}
 	switch {
 	case eq(hiveTok), eq(s.opt.Token):
 		return nil
 	case hiveTok != "":
-		return httpapi.Errorf(http.StatusUnauthorized, wire.CodeUnauthorized, "a heartbeat for hive %q needs that hive's token", hiveID)
+		return wire.Errorf(wire.CodeUnauthorized, "a heartbeat for hive %q needs that hive's token", hiveID)
 	case s.opt.Token != "":
-		return httpapi.Errorf(http.StatusUnauthorized, wire.CodeUnauthorized, "a valid bearer token is required (queen_token in config.toml)")
+		return wire.Errorf(wire.CodeUnauthorized, "a valid bearer token is required (queen_token in config.toml)")
 	case !s.opt.Loopback && !httpapi.FromThisMachine(r):
-		return httpapi.Errorf(http.StatusForbidden, wire.CodeForbidden, "heartbeats from other machines need their hive's token: install that hive with rbee hive install")
+		return wire.Errorf(wire.CodeForbidden, "heartbeats from other machines need their hive's token: install that hive with rbee hive install")
 	}
 	return nil
 }

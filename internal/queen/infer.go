@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/queen/workers"
 	"github.com/rbee/rbee/internal/wire"
@@ -18,18 +17,18 @@ func (s *Server) prepareInfer(op wire.Operation) (jobs.RunFunc, error) {
 		return nil, err
 	}
 	if op.Prompt == "" {
-		return nil, httpapi.BadRequest("prompt is required")
+		return nil, wire.BadRequest("prompt is required")
 	}
 	req := op.InferenceRequest
 	if err := req.Validate(); err != nil {
-		return nil, httpapi.BadRequest("%v", err)
+		return nil, wire.BadRequest("%v", err)
 	}
 	for _, v := range []struct{ field, value string }{{"hive_id", op.HiveID}, {"worker_id", op.WorkerID}} {
 		if v.value == "" {
 			continue
 		}
 		if err := workers.CheckName(v.field, v.value); err != nil {
-			return nil, httpapi.BadRequest("%v", err)
+			return nil, wire.BadRequest("%v", err)
 		}
 	}
 	return func(j *jobs.Job) error {
@@ -44,7 +43,7 @@ func (s *Server) prepareInfer(op wire.Operation) (jobs.RunFunc, error) {
 				if e.Type == wire.TypeNarration && e.Actor == Actor && e.JobID == "" {
 					e.JobID = j.ID()
 				}
-				j.Emit(e.Type, e)
+				j.Emit(e)
 			},
 			nowhere: func() error { return s.noWorker(op) },
 		}
@@ -52,7 +51,7 @@ func (s *Server) prepareInfer(op wire.Operation) (jobs.RunFunc, error) {
 			r.place = placeNever
 		}
 		_, err := s.route(j.Context(), r, func(e wire.Event) error {
-			j.Emit(e.Type, e)
+			j.Emit(e)
 			return nil
 		})
 		return err
@@ -86,5 +85,5 @@ func (s *Server) noWorker(op wire.Operation) error {
 	if op.WorkerID == "" {
 		msg += ", and no live hive has it in its catalog or can get it"
 	}
-	return jobs.Errorf(wire.CodeNoWorker, "%s; start one with: %s", msg, spawn)
+	return wire.Errorf(wire.CodeNoWorker, "%s; start one with: %s", msg, spawn)
 }

@@ -55,7 +55,7 @@ func (l *localHive) binary() (string, error) {
 	}
 	p, err := exec.LookPath(hiveProgram)
 	if err != nil {
-		return "", jobs.Errorf(wire.CodeNotFound, "cannot find %s next to queen-rbee or on $PATH; run make build", hiveProgram)
+		return "", wire.Errorf(wire.CodeNotFound, "cannot find %s next to queen-rbee or on $PATH; run make build", hiveProgram)
 	}
 	return p, nil
 }
@@ -85,7 +85,7 @@ func (l *localHive) start(ctx context.Context, j *jobs.Job, h config.Hive) (wire
 		j.Narrate("start", fmt.Sprintf("Hive %s at %s is %s", h.Alias, st.URL, how))
 		return st, nil
 	case l.running():
-		return wire.HiveStatus{}, jobs.Errorf(wire.CodeHiveUnreachable, "the %s this queen started (pid %d) runs but does not answer at %s (%s); stop it with: rbee hive stop", hiveProgram, l.proc.PID(), st.URL, st.Error)
+		return wire.HiveStatus{}, wire.Errorf(wire.CodeHiveUnreachable, "the %s this queen started (pid %d) runs but does not answer at %s (%s); stop it with: rbee hive stop", hiveProgram, l.proc.PID(), st.URL, st.Error)
 	}
 	path, err := l.binary()
 	if err != nil {
@@ -117,13 +117,13 @@ func (l *localHive) start(ctx context.Context, j *jobs.Job, h config.Hive) (wire
 	for {
 		select {
 		case <-p.Done():
-			return wire.HiveStatus{}, jobs.Errorf(wire.CodeInternal, "%s exited before it answered (%v): %s (log: %s)", hiveProgram, p.Err(), lastLine(logPath, from), logPath)
+			return wire.HiveStatus{}, wire.Errorf(wire.CodeInternal, "%s exited before it answered (%v): %s (log: %s)", hiveProgram, p.Err(), lastLine(logPath, from), logPath)
 		case <-ctx.Done():
 			_ = p.Stop()
 			return wire.HiveStatus{}, context.Cause(ctx)
 		case <-deadline.C:
 			_ = p.Stop()
-			return wire.HiveStatus{}, jobs.Errorf(wire.CodeHiveUnreachable, "%s did not answer at %s within %s; its last words: %s (log: %s)", hiveProgram, hiveURL(h), l.s.opt.HiveStartTimeout, lastLine(logPath, from), logPath)
+			return wire.HiveStatus{}, wire.Errorf(wire.CodeHiveUnreachable, "%s did not answer at %s within %s; its last words: %s (log: %s)", hiveProgram, hiveURL(h), l.s.opt.HiveStartTimeout, lastLine(logPath, from), logPath)
 		case <-tick.C:
 		}
 		if st := l.s.probe(ctx, h); st.State == wire.HiveOnline {
@@ -186,7 +186,7 @@ func (l *localHive) stop(ctx context.Context, j *jobs.Job, h config.Hive) error 
 		return err
 	}
 	if err := l.s.do(req, nil); err != nil {
-		return jobs.Errorf(wire.CodeHiveUnreachable, "hive %s did not take the shutdown request: %v", h.Alias, err)
+		return wire.Errorf(wire.CodeHiveUnreachable, "hive %s did not take the shutdown request: %v", h.Alias, err)
 	}
 	deadline := time.Now().Add(stopWait)
 	for time.Now().Before(deadline) {
@@ -200,7 +200,7 @@ func (l *localHive) stop(ctx context.Context, j *jobs.Job, h config.Hive) error 
 		case <-time.After(pollInterval):
 		}
 	}
-	return jobs.Errorf(wire.CodeInternal, "hive %s still answers %s after it was asked to shut down", h.Alias, stopWait)
+	return wire.Errorf(wire.CodeInternal, "hive %s still answers %s after it was asked to shut down", h.Alias, stopWait)
 }
 
 // stopOwned stops the hive if this queen started it; an adopted hive is

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -101,7 +100,7 @@ func (s *Server) spawnFor(w want) *spawnFlight {
 		ctx, cancel := context.WithTimeout(j.Context(), s.opt.LoadWait)
 		defer cancel()
 		emit := func(e wire.Event) {
-			j.Emit(e.Type, e)
+			j.Emit(e)
 			g.tell(f, e)
 		}
 		err = s.spawnSomewhere(ctx, j, w, emit)
@@ -125,16 +124,10 @@ func (s *Server) spawnFor(w want) *spawnFlight {
 // it learn that the service is unavailable (shutting down, the hive list
 // unreadable) rather than of an internal error.
 func coded(err error, model string) error {
-	var (
-		je jobs.Error
-		jp *jobs.Error
-		re *jobs.RemoteError
-		he *httpapi.Error
-	)
-	if err == nil || errors.Is(err, errNowhere) || errors.As(err, &je) || errors.As(err, &jp) || errors.As(err, &re) || errors.As(err, &he) {
+	if _, typed := wire.AsError(err); err == nil || typed || errors.Is(err, errNowhere) {
 		return err
 	}
-	return jobs.Errorf(wire.CodeUnavailable, "starting a worker for %s: %v", model, err)
+	return wire.Errorf(wire.CodeUnavailable, "starting a worker for %s: %v", model, err)
 }
 
 // spawnSomewhere starts a worker for w on the first placement that takes
@@ -164,7 +157,7 @@ func (s *Server) spawnSomewhere(ctx context.Context, j *jobs.Job, w want, emit f
 			return nil
 		})
 		if err == nil {
-			j.Emit(wire.TypeResult, ev)
+			j.Emit(ev)
 			var wi wire.WorkerInfo
 			_ = json.Unmarshal(ev.Data, &wi)
 			// Only in this job: each request says so itself when it gets
@@ -182,7 +175,7 @@ func (s *Server) spawnSomewhere(ctx context.Context, j *jobs.Job, w want, emit f
 	if len(errs) == 1 {
 		return errs[0]
 	}
-	return jobs.Errorf(wire.CodeWorkerFailed, "no hive could start a worker for %s: %v", w.model, errors.Join(errs...))
+	return wire.Errorf(wire.CodeWorkerFailed, "no hive could start a worker for %s: %v", w.model, errors.Join(errs...))
 }
 
 // keepAliveNote tells a person how long a worker started for them stays.

@@ -85,7 +85,7 @@ func newSpawnHive(t *testing.T, q **testQueen, size int64) *spawnHive {
 	h := &spawnHive{release: make(chan struct{})}
 	h.fakeHive = newFakeHive(t, "localhost", map[string]jobs.RunFunc{
 		wire.OpModelList: func(j *jobs.Job) error {
-			j.Emit(wire.TypeResult, wire.NewResult([]wire.ModelInfo{{ID: "alpha", SizeBytes: size, AddedAt: time.Unix(1600000000, 0)}}))
+			j.Emit(wire.NewResult([]wire.ModelInfo{{ID: "alpha", SizeBytes: size, AddedAt: time.Unix(1600000000, 0)}}))
 			return nil
 		},
 		wire.OpWorkerSpawn: func(j *jobs.Job) error {
@@ -96,14 +96,14 @@ func newSpawnHive(t *testing.T, q **testQueen, size int64) *spawnHive {
 				return context.Cause(j.Context())
 			}
 			if h.fail != "" {
-				return jobs.Errorf(wire.CodeLoadFailed, "%s", h.fail)
+				return wire.Errorf(wire.CodeLoadFailed, "%s", h.fail)
 			}
 			w := newFakeWorker(t, fmt.Sprintf("w-%d", n), "x", "y", "z")
 			hb := w.heartbeat(j.Op().Model, wire.StateReady, 0)
 			if err := (*q).Workers().Heartbeat(hb); err != nil {
 				return err
 			}
-			j.Emit(wire.TypeResult, wire.NewResult(wire.WorkerInfo{WorkerID: hb.WorkerID, HiveID: "localhost", Model: hb.Model, URL: hb.URL, State: wire.StateReady}))
+			j.Emit(wire.NewResult(wire.WorkerInfo{WorkerID: hb.WorkerID, HiveID: "localhost", Model: hb.Model, URL: hb.URL, State: wire.StateReady}))
 			return nil
 		},
 	})

@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/rbee/rbee/internal/config"
-	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/modelref"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -112,7 +111,7 @@ func (s *Server) placements(ctx context.Context, w want) ([]placement, error) {
 				need = max(need, needs(*o.entry))
 			}
 		}
-		return nil, jobs.Errorf(wire.CodeUnavailable, "no hive has room for model %s (about %d MiB): %s", w.model, need>>20, strings.Join(short, "; "))
+		return nil, wire.Errorf(wire.CodeUnavailable, "no hive has room for model %s (about %d MiB): %s", w.model, need>>20, strings.Join(short, "; "))
 	}
 	return out, nil
 }

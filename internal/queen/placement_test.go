@@ -41,7 +41,7 @@ func newPlaceHive(t *testing.T, q **testQueen, alias string, models []wire.Model
 	h := &placeHive{}
 	h.fakeHive = newFakeHive(t, alias, map[string]jobs.RunFunc{
 		wire.OpModelList: func(j *jobs.Job) error {
-			j.Emit(wire.TypeResult, wire.NewResult(models))
+			j.Emit(wire.NewResult(models))
 			return nil
 		},
 		wire.OpWorkerSpawn: func(j *jobs.Job) error {
@@ -51,7 +51,7 @@ func newPlaceHive(t *testing.T, q **testQueen, alias string, models []wire.Model
 			n := len(h.spawns)
 			h.mu.Unlock()
 			if op.Device != "" && op.Device == failDevice {
-				return jobs.Errorf(wire.CodeWorkerFailed, "no GPU backend for %s", op.Device)
+				return wire.Errorf(wire.CodeWorkerFailed, "no GPU backend for %s", op.Device)
 			}
 			j.Narrate("spawn", "loading "+op.Model)
 			if h.proceed != nil {
@@ -63,14 +63,14 @@ func newPlaceHive(t *testing.T, q **testQueen, alias string, models []wire.Model
 			if err := (*q).Workers().Heartbeat(hb); err != nil {
 				return err
 			}
-			j.Emit(wire.TypeResult, wire.NewResult(wire.WorkerInfo{WorkerID: hb.WorkerID, HiveID: alias, Model: op.Model, URL: hb.URL, State: wire.StateReady, Device: op.Device}))
+			j.Emit(wire.NewResult(wire.WorkerInfo{WorkerID: hb.WorkerID, HiveID: alias, Model: op.Model, URL: hb.URL, State: wire.StateReady, Device: op.Device}))
 			return nil
 		},
 		wire.OpWorkerStop: func(j *jobs.Job) error {
 			h.mu.Lock()
 			h.stops = append(h.stops, j.Op().WorkerID)
 			h.mu.Unlock()
-			j.Emit(wire.TypeResult, wire.NewResult(wire.WorkerInfo{WorkerID: j.Op().WorkerID, HiveID: alias, State: wire.StateGone}))
+			j.Emit(wire.NewResult(wire.WorkerInfo{WorkerID: j.Op().WorkerID, HiveID: alias, State: wire.StateGone}))
 			return nil
 		},
 	})

@@ -15,7 +15,7 @@ import (
 func TestHeartbeatThenStatus(t *testing.T) {
 	h := newFakeHive(t, "localhost", map[string]jobs.RunFunc{
 		wire.OpModelList: func(j *jobs.Job) error {
-			j.Emit(wire.TypeResult, wire.NewResult([]wire.ModelInfo{{ID: "alphabet", SizeBytes: 123}}))
+			j.Emit(wire.NewResult([]wire.ModelInfo{{ID: "alphabet", SizeBytes: 123}}))
 			return nil
 		},
 	})

@@ -3,13 +3,11 @@ package queen
 import (
 	"cmp"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/queen/workers"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -95,7 +93,7 @@ func (q *queue) add(t *ticket) error {
 	}
 	line := q.lines[t.model]
 	if len(line) >= q.limit {
-		e := httpapi.Errorf(http.StatusTooManyRequests, wire.CodeQueueFull,
+		e := wire.Errorf(wire.CodeQueueFull,
 			"%d requests for model %s are waiting for a worker already (max_queue %d); retry in %d s, or start another worker: rbee worker spawn -m %s",
 			len(line), t.req.Model, q.limit, queueRetryAfter, t.req.Model)
 		e.RetryAfter = queueRetryAfter
@@ -334,7 +332,7 @@ func (q *queue) undrain(id string) {
 }
 
 func errShuttingDown() error {
-	e := httpapi.Errorf(http.StatusServiceUnavailable, wire.CodeUnavailable, "the queen is shutting down")
+	e := wire.Errorf(wire.CodeUnavailable, "the queen is shutting down")
 	e.RetryAfter = 1
 	return e
 }
@@ -343,7 +341,7 @@ func errShuttingDown() error {
 // timeout_ms gets: a 503, since the service was too busy for it, and
 // deadline_exceeded in an error event of the job protocol.
 func errDeadline(r *Request, why string) error {
-	e := httpapi.Errorf(http.StatusServiceUnavailable, wire.CodeDeadline,
+	e := wire.Errorf(wire.CodeDeadline,
 		"the request for model %s could not start within its timeout_ms (%s): %s",
 		r.Model, r.Deadline.Sub(r.Queued).Round(time.Millisecond), why)
 	e.RetryAfter = 1

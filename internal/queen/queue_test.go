@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/queen/workers"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -203,7 +202,7 @@ func TestQueueDeadline(t *testing.T) {
 		t.Fatalf("job: %v", err)
 	}
 	_, err = q.Generate(context.Background(), "m", wire.InferenceRequest{Prompt: "late", TimeoutMs: &ms}, func(wire.Event) error { return nil })
-	if he, ok := err.(*httpapi.Error); !ok || he.Status != http.StatusServiceUnavailable || he.Code != wire.CodeDeadline {
+	if he, ok := err.(*wire.Error); !ok || he.HTTPStatus() != http.StatusServiceUnavailable || he.Code != wire.CodeDeadline {
 		t.Fatalf("API: %#v", err)
 	}
 	if q.queued("m") != 0 {
@@ -237,8 +236,8 @@ func TestQueueWorkerDeadline(t *testing.T) {
 	}
 	ms := 1000
 	_, err := q.Generate(context.Background(), "m", wire.InferenceRequest{Prompt: "p", TimeoutMs: &ms}, func(wire.Event) error { return nil })
-	he, ok := err.(*httpapi.Error)
-	if !ok || he.Status != http.StatusServiceUnavailable || he.Code != wire.CodeDeadline || he.RetryAfter < 1 {
+	he, ok := err.(*wire.Error)
+	if !ok || he.HTTPStatus() != http.StatusServiceUnavailable || he.Code != wire.CodeDeadline || he.RetryAfter < 1 {
 		t.Fatalf("API: %#v", err)
 	}
 	code, body := q.postAPI(t, "/v1/completions", `{"model":"m","prompt":"p"}`)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -93,13 +92,13 @@ func (s *Server) installFiles() ([]installFile, platform, error) {
 	for _, f := range files {
 		p, err := binaryPlatform(f.local)
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, "", jobs.Errorf(wire.CodeNotFound, "cannot find %s to install (looked at %s); run make build", f.name, f.local)
+			return nil, "", wire.Errorf(wire.CodeNotFound, "cannot find %s to install (looked at %s); run make build", f.name, f.local)
 		}
 		if err != nil {
-			return nil, "", jobs.Errorf(wire.CodeInternal, "%s: %v", f.name, err)
+			return nil, "", wire.Errorf(wire.CodeInternal, "%s: %v", f.name, err)
 		}
 		if plat != "" && p != plat {
-			return nil, "", jobs.Errorf(wire.CodeInternal, "%s is built for %s but %s for %s", files[0].local, plat, f.local, p)
+			return nil, "", wire.Errorf(wire.CodeInternal, "%s is built for %s but %s for %s", files[0].local, plat, f.local, p)
 		}
 		plat = p
 	}

@@ -88,11 +88,11 @@ func (r *remote) client() (*sshx.Client, error) {
 		case r.ctx().Err() != nil:
 			return nil, context.Cause(r.ctx())
 		case errors.As(err, &hk) && (hk.Changed || hk.Revoked):
-			return nil, jobs.Errorf(wire.CodeHostKeyChanged, "%v", err)
+			return nil, wire.Errorf(wire.CodeHostKeyChanged, "%v", err)
 		case errors.As(err, &hk):
-			return nil, jobs.Errorf(wire.CodeHostKeyUnknown, "%v", err)
+			return nil, wire.Errorf(wire.CodeHostKeyUnknown, "%v", err)
 		}
-		return nil, jobs.Errorf(wire.CodeSSHFailed, "%v", err)
+		return nil, wire.Errorf(wire.CodeSSHFailed, "%v", err)
 	}
 	bp := r.h.BinaryPath
 	if bp == "" {
@@ -100,7 +100,7 @@ func (r *remote) client() (*sshx.Client, error) {
 	}
 	if r.dir, err = c.ExpandPath(bp); err != nil {
 		c.Close()
-		return nil, jobs.Errorf(wire.CodeSSHFailed, "%s: BinaryPath %s: %v", r.h.Alias, bp, err)
+		return nil, wire.Errorf(wire.CodeSSHFailed, "%s: BinaryPath %s: %v", r.h.Alias, bp, err)
 	}
 	r.c = c
 	return c, nil
@@ -118,7 +118,7 @@ func (r *remote) run(script string, args ...string) (string, error) {
 		if r.ctx().Err() != nil {
 			return "", context.Cause(r.ctx())
 		}
-		return "", jobs.Errorf(wire.CodeSSHFailed, "on %s: %v", r.h.Alias, err)
+		return "", wire.Errorf(wire.CodeSSHFailed, "on %s: %v", r.h.Alias, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }
@@ -127,11 +127,10 @@ func (r *remote) fail(err error) error {
 	if r.ctx().Err() != nil {
 		return context.Cause(r.ctx())
 	}
-	var je jobs.Error
-	if errors.As(err, &je) {
+	if _, typed := wire.AsError(err); typed {
 		return err
 	}
-	return jobs.Errorf(wire.CodeSSHFailed, "%s: %v", r.h.Alias, err)
+	return wire.Errorf(wire.CodeSSHFailed, "%s: %v", r.h.Alias, err)
 }
 
 // install copies the hive and worker programs to the host, after checking
@@ -147,11 +146,11 @@ func (r *remote) install() error {
 	}
 	hostPlat, err := unamePlatform(uname)
 	if err != nil {
-		return jobs.Errorf(wire.CodeIncompatibleHost, "%s: %v", r.h.Alias, err)
+		return wire.Errorf(wire.CodeIncompatibleHost, "%s: %v", r.h.Alias, err)
 	}
 	if hostPlat != plat {
 		goos, goarch, _ := strings.Cut(string(hostPlat), "/")
-		return jobs.Errorf(wire.CodeIncompatibleHost, "%s runs %s (uname -sm: %s) but the programs to install are built for %s; "+
+		return wire.Errorf(wire.CodeIncompatibleHost, "%s runs %s (uname -sm: %s) but the programs to install are built for %s; "+
 			"build them for the host (GOOS=%s GOARCH=%s; the worker needs cgo with a C compiler for that target) and install again",
 			r.h.Alias, hostPlat, uname, plat, goos, goarch)
 	}
@@ -190,7 +189,7 @@ func (r *remote) install() error {
 		how = "a new token"
 	}
 	r.j.Narrate("install", fmt.Sprintf("Gave hive %s %s (%s:%s, mode 0600); start it with: rbee hive start -a %s", r.h.Alias, how, r.h.Alias, dest, r.h.Alias))
-	r.j.Emit(wire.TypeResult, wire.NewResult(res))
+	r.j.Emit(wire.NewResult(res))
 	return nil
 }
 
@@ -212,7 +211,7 @@ func (s *Server) queenURLFor(c *sshx.Client, h config.Hive) (string, error) {
 		}
 	}
 	if host == "" || httpapi.IsLoopback(host) || port == 0 {
-		return "", jobs.Errorf(wire.CodeUnavailable, "this queen listens on %s, which the workers on %s cannot reach: "+
+		return "", wire.Errorf(wire.CodeUnavailable, "this queen listens on %s, which the workers on %s cannot reach: "+
 			"start it on an address the host can reach (queen-rbee --host 0.0.0.0, or queen_host in config.toml; "+
 			"that needs queen_token), or set queen_advertise_url in config.toml", s.opt.URL, h.Alias)
 	}

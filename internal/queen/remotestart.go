@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/sshx"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -49,16 +48,16 @@ func (r *remote) start() error {
 	st := r.s.probe(r.ctx(), r.h)
 	if st.State == wire.HiveOnline {
 		if st.HiveID != r.h.Alias {
-			return jobs.Errorf(wire.CodeHiveUnreachable, "%s answers as hive %q, not %s; is HivePort %d right?", st.URL, st.HiveID, r.h.Alias, r.h.HivePort)
+			return wire.Errorf(wire.CodeHiveUnreachable, "%s answers as hive %q, not %s; is HivePort %d right?", st.URL, st.HiveID, r.h.Alias, r.h.HivePort)
 		}
 		r.j.Narrate("start", fmt.Sprintf("Hive %s at %s is already running", r.h.Alias, st.URL))
-		r.j.Emit(wire.TypeResult, wire.NewResult(st))
+		r.j.Emit(wire.NewResult(st))
 		return nil
 	}
 	if tok, err := r.s.tokens.get(r.h.Alias); err != nil {
 		return err
 	} else if tok == "" {
-		return jobs.Errorf(wire.CodeNotInstalled, "hive %s has no token on this machine: install it first with: rbee hive install -a %s", r.h.Alias, r.h.Alias)
+		return wire.Errorf(wire.CodeNotInstalled, "hive %s has no token on this machine: install it first with: rbee hive install -a %s", r.h.Alias, r.h.Alias)
 	}
 	c, err := r.client()
 	if err != nil {
@@ -76,14 +75,14 @@ func (r *remote) start() error {
 	var ee *sshx.ExitError
 	switch {
 	case errors.As(err, &ee) && ee.Status == 3:
-		return jobs.Errorf(wire.CodeNotInstalled, "hive %s: %s; install it with: rbee hive install -a %s", r.h.Alias, ee.Stderr, r.h.Alias)
+		return wire.Errorf(wire.CodeNotInstalled, "hive %s: %s; install it with: rbee hive install -a %s", r.h.Alias, ee.Stderr, r.h.Alias)
 	case err != nil:
 		return r.fail(err)
 	}
 	pidStr, logPath, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
 	pid, err := strconv.Atoi(pidStr)
 	if err != nil || pid <= 0 || logPath == "" {
-		return jobs.Errorf(wire.CodeSSHFailed, "starting hive %s: unexpected answer %.100q", r.h.Alias, out)
+		return wire.Errorf(wire.CodeSSHFailed, "starting hive %s: unexpected answer %.100q", r.h.Alias, out)
 	}
 	r.j.Narrate("start", fmt.Sprintf("Started rbee-hive on %s (pid %d, log %s there); its workers listen on %s and report to %s; waiting for it at %s",
 		r.h.Alias, pid, logPath, workerHost, queenURL, hiveURL(r.h)))
@@ -94,11 +93,11 @@ func (r *remote) start() error {
 	}
 	caps, err := r.s.capabilities(r.ctx(), r.h)
 	if err != nil {
-		return jobs.Errorf(wire.CodeHiveUnreachable, "hive %s is up but refuses this queen (%v): is its token the one install gave it? install it again and restart it", r.h.Alias, err)
+		return wire.Errorf(wire.CodeHiveUnreachable, "hive %s is up but refuses this queen (%v): is its token the one install gave it? install it again and restart it", r.h.Alias, err)
 	}
 	st.Capabilities = caps
 	r.j.Narrate("start", fmt.Sprintf("Hive %s is up at %s", r.h.Alias, st.URL))
-	r.j.Emit(wire.TypeResult, wire.NewResult(st))
+	r.j.Emit(wire.NewResult(st))
 	return nil
 }
 
@@ -117,7 +116,7 @@ func (r *remote) awaitUp(pid int, logPath string) (wire.HiveStatus, error) {
 			return st, context.Cause(r.ctx())
 		}
 		if time.Now().After(deadline) {
-			return st, jobs.Errorf(wire.CodeHiveUnreachable, "hive %s did not answer at %s within %s (%s); its log on the host says: %s",
+			return st, wire.Errorf(wire.CodeHiveUnreachable, "hive %s did not answer at %s within %s (%s); its log on the host says: %s",
 				r.h.Alias, st.URL, r.s.opt.HiveStartTimeout, st.Error, r.lastWords(logPath))
 		}
 		if time.Since(lastCheck) >= time.Second {
@@ -128,7 +127,7 @@ func (r *remote) awaitUp(pid int, logPath string) (wire.HiveStatus, error) {
 			case r.ctx().Err() != nil:
 				return st, context.Cause(r.ctx())
 			case errors.As(err, &ee):
-				return st, jobs.Errorf(wire.CodeHiveUnreachable, "rbee-hive exited on %s before it answered: %s", r.h.Alias, r.lastWords(logPath))
+				return st, wire.Errorf(wire.CodeHiveUnreachable, "rbee-hive exited on %s before it answered: %s", r.h.Alias, r.lastWords(logPath))
 			case err != nil:
 				return st, r.fail(err)
 			}

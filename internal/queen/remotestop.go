@@ -7,7 +7,6 @@ import (
 	"path"
 	"time"
 
-	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -37,7 +36,7 @@ func (r *remote) stop() error {
 	if err := r.stopHive(); err != nil {
 		return err
 	}
-	r.j.Emit(wire.TypeResult, wire.NewResult(r.s.probe(r.ctx(), r.h)))
+	r.j.Emit(wire.NewResult(r.s.probe(r.ctx(), r.h)))
 	return nil
 }
 
@@ -48,7 +47,7 @@ func (r *remote) stopHive() error {
 		return r.shutdown(st.URL)
 	}
 	if st.State == wire.HiveOnline {
-		return jobs.Errorf(wire.CodeHiveUnreachable, "%s answers as hive %q, not %s; is HivePort %d right?", st.URL, st.HiveID, r.h.Alias, r.h.HivePort)
+		return wire.Errorf(wire.CodeHiveUnreachable, "%s answers as hive %q, not %s; is HivePort %d right?", st.URL, st.HiveID, r.h.Alias, r.h.HivePort)
 	}
 	r.j.Narrate("stop", fmt.Sprintf("Hive %s does not answer at %s; looking for its process on the host", r.h.Alias, st.URL))
 	out, err := r.run(stopScript, r.dir)
@@ -76,12 +75,12 @@ func (r *remote) shutdown(base string) error {
 	}
 	req.Header.Set("Authorization", "Bearer "+r.s.hiveToken(r.h.Alias))
 	if err := r.s.do(req, nil); err != nil {
-		return jobs.Errorf(wire.CodeHiveUnreachable, "hive %s did not take the shutdown request: %v", r.h.Alias, err)
+		return wire.Errorf(wire.CodeHiveUnreachable, "hive %s did not take the shutdown request: %v", r.h.Alias, err)
 	}
 	deadline := time.Now().Add(remoteStopWait)
 	for r.s.probe(ctx, r.h).State == wire.HiveOnline {
 		if time.Now().After(deadline) {
-			return jobs.Errorf(wire.CodeInternal, "hive %s still answers %s after it was asked to shut down", r.h.Alias, remoteStopWait)
+			return wire.Errorf(wire.CodeInternal, "hive %s still answers %s after it was asked to shut down", r.h.Alias, remoteStopWait)
 		}
 		select {
 		case <-ctx.Done():
@@ -126,6 +125,6 @@ func (r *remote) uninstall() error {
 		return fmt.Errorf("removing the token of hive %s: %w", r.h.Alias, err)
 	}
 	r.j.Narrate("uninstall", fmt.Sprintf("Uninstalled hive %s; its models and logs stay under ~/.local/share/rbee on the host", r.h.Alias))
-	r.j.Emit(wire.TypeResult, wire.NewResult(res))
+	r.j.Emit(wire.NewResult(res))
 	return nil
 }

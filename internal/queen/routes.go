@@ -26,7 +26,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/workers/heartbeat", httpapi.Handler(s.handleHeartbeat))
 	api.Handle("POST /v1/shutdown", httpapi.Handler(s.handleShutdown))
 	api.Handle("/", httpapi.Handler(func(w http.ResponseWriter, r *http.Request) error {
-		return httpapi.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
+		return wire.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
 	mux.Handle("/", s.auth(api))
 	// The OpenAI API has its own access rule (API keys) and error shape.
@@ -54,7 +54,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusUnauthorized, wire.CodeUnauthorized, "a valid bearer token is required (queen_token in config.toml)"))
+			httpapi.WriteError(w, r, wire.Errorf(wire.CodeUnauthorized, "a valid bearer token is required (queen_token in config.toml)"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -67,7 +67,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := workers.Validate(hb); err != nil {
-		return httpapi.BadRequest("heartbeat: %v", err)
+		return wire.BadRequest("heartbeat: %v", err)
 	}
 	if err := s.authHeartbeat(r, hb.HiveID); err != nil {
 		return err
@@ -77,7 +77,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := s.workers.Heartbeat(hb); err != nil {
 		if errors.Is(err, workers.ErrFull) {
-			e := httpapi.Errorf(http.StatusServiceUnavailable, wire.CodeUnavailable, "%v: too many workers", err)
+			e := wire.Errorf(wire.CodeUnavailable, "%v: too many workers", err)
 			e.RetryAfter = 10
 			return e
 		}
@@ -91,7 +91,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
 // that the request was taken rather than seeing its connection drop.
 func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) error {
 	if s.opt.Shutdown == nil {
-		return httpapi.Errorf(http.StatusNotImplemented, wire.CodeNotImplemented, "this queen cannot be shut down over HTTP")
+		return wire.Errorf(wire.CodeNotImplemented, "this queen cannot be shut down over HTTP")
 	}
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "shutting down"})
 	_ = http.NewResponseController(w).Flush()
@@ -103,7 +103,7 @@ func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) error {
 func thisMachineOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !httpapi.FromThisMachine(r) {
-			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusForbidden, wire.CodeForbidden, "the job protocol is served only to this machine unless queen_token is set in config.toml (API keys grant the OpenAI API alone)"))
+			httpapi.WriteError(w, r, wire.Errorf(wire.CodeForbidden, "the job protocol is served only to this machine unless queen_token is set in config.toml (API keys grant the OpenAI API alone)"))
 			return
 		}
 		next.ServeHTTP(w, r)

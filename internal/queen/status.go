@@ -46,7 +46,7 @@ func (s *Server) runStatus(j *jobs.Job) error {
 	for _, ms := range models {
 		st.Models = append(st.Models, ms...)
 	}
-	j.Emit(wire.TypeResult, wire.NewResult(st))
+	j.Emit(wire.NewResult(st))
 	return nil
 }
 

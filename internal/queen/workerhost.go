@@ -23,11 +23,11 @@ func checkWorkerHost(r *http.Request, workerURL string) error {
 	peer, _, err := net.SplitHostPort(r.RemoteAddr)
 	src := net.ParseIP(peer)
 	if err != nil || src == nil {
-		return httpapi.Errorf(http.StatusForbidden, wire.CodeForbidden, "cannot tell where the heartbeat came from")
+		return wire.Errorf(wire.CodeForbidden, "cannot tell where the heartbeat came from")
 	}
 	u, err := url.Parse(workerURL)
 	if err != nil {
-		return httpapi.BadRequest("heartbeat: bad url: %v", err)
+		return wire.BadRequest("heartbeat: bad url: %v", err)
 	}
 	host := u.Hostname()
 	if ip := net.ParseIP(host); ip != nil {
@@ -44,6 +44,6 @@ func checkWorkerHost(r *http.Request, workerURL string) error {
 			}
 		}
 	}
-	return httpapi.Errorf(http.StatusForbidden, wire.CodeForbidden,
+	return wire.Errorf(wire.CodeForbidden,
 		"a worker on %s may not advertise %s: a worker's URL must be on the machine its heartbeats come from", src, host)
 }

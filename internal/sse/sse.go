@@ -42,13 +42,19 @@ func NewWriter(w http.ResponseWriter) *Writer {
 // reading cannot hold the writer forever.
 func (s *Writer) SetWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }
 
-// Event writes v (a struct with a "type" field) as one event.
-func (s *Writer) Event(typ string, v any) error {
-	data, err := json.Marshal(v)
+// Typed is an event that knows its own type (every wire event does), so the
+// "event:" line and the JSON's "type" field cannot disagree.
+type Typed interface {
+	EventType() string
+}
+
+// Event writes ev as one event.
+func (s *Writer) Event(ev Typed) error {
+	data, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	return s.Raw(typ, data)
+	return s.Raw(ev.EventType(), data)
 }
 
 // Raw writes an already encoded JSON object as one event.

@@ -11,13 +11,13 @@ import (
 func TestWriterReaderRoundTrip(t *testing.T) {
 	rec := httptest.NewRecorder()
 	w := NewWriter(rec)
-	if err := w.Event("token", map[string]any{"type": "token", "t": "a\nb", "i": 0}); err != nil {
+	if err := w.Event(event{Type: "token", T: "a\nb"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Ping(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Event("end", map[string]any{"type": "end"}); err != nil {
+	if err := w.Event(event{Type: "end"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Done(); err != nil {
@@ -38,7 +38,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 		}
 		got = append(got, string(d))
 	}
-	want := []string{`{"i":0,"t":"a\nb","type":"token"}`, `{"type":"end"}`}
+	want := []string{`{"type":"token","t":"a\nb","i":0}`, `{"type":"end","i":0}`}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -107,3 +107,12 @@ func FuzzReader(f *testing.F) {
 		t.Fatal("reader returned more events than input bytes")
 	})
 }
+
+// event stands in for the wire's events, which this package cannot import.
+type event struct {
+	Type string `json:"type"`
+	T    string `json:"t,omitempty"`
+	I    int    `json:"i"`
+}
+
+func (e event) EventType() string { return e.Type }

@@ -2,16 +2,6 @@ package wire
 
 import "time"
 
-// Error codes of the hive's worker and model operations.
-const (
-	CodeModelInUse   = "model_in_use"   // model_delete while workers use the model, without force
-	CodeModelExists  = "model_exists"   // the id already names another file in the catalog
-	CodeWorkerFailed = "worker_failed"  // a worker exited or failed while it started
-	CodeLoadFailed   = "load_failed"    // a worker could not load its model
-	CodeSpawnTimeout = "spawn_timeout"  // a worker did not start or load in time
-	CodeBadModel     = "bad_model_file" // a file is not a usable GGUF model
-)
-
 // WorkerInfo describes a worker process of a hive: the result data of
 // worker_spawn, worker_get, worker_stop and worker_delete, and the elements
 // of worker_list's.

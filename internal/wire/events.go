@@ -25,6 +25,35 @@ const (
 	StopContextLimit = "context_limit"
 )
 
+// StreamEvent is an event value that knows its own type, so that emitting
+// one cannot name a type its JSON does not carry. The constructors below
+// set the "type" field that EventType returns.
+type StreamEvent interface {
+	EventType() string
+}
+
+// EventType implements StreamEvent.
+func (e Narration) EventType() string { return TypeNarration }
+
+// EventType implements StreamEvent.
+func (e Token) EventType() string { return TypeToken }
+
+// EventType implements StreamEvent.
+func (e Result) EventType() string { return TypeResult }
+
+// EventType implements StreamEvent.
+func (e Progress) EventType() string { return TypeProgress }
+
+// EventType implements StreamEvent.
+func (e End) EventType() string { return TypeEnd }
+
+// EventType implements StreamEvent.
+func (e ErrorEvent) EventType() string { return TypeError }
+
+// EventType implements StreamEvent for an event decoded from another
+// stream and relayed as it came.
+func (e Event) EventType() string { return e.Type }
+
 // Narration tells a person what is happening.
 type Narration struct {
 	Type     string `json:"type"`
@@ -94,6 +123,11 @@ type End struct {
 	Timings    Timings `json:"timings"`
 }
 
+// NewEnd builds an end event.
+func NewEnd(stopReason string, tokensIn, tokensOut int, t Timings) End {
+	return End{Type: TypeEnd, StopReason: stopReason, TokensIn: tokensIn, TokensOut: tokensOut, Timings: t}
+}
+
 // ErrorEvent closes a failed stream.
 type ErrorEvent struct {
 	Type    string `json:"type"`
@@ -105,6 +139,18 @@ type ErrorEvent struct {
 func NewError(code, message string) ErrorEvent {
 	return ErrorEvent{Type: TypeError, Code: code, Message: message}
 }
+
+// ErrorEventOf is the error event that reports err: its code and message
+// when it carries an *Error, else internal with err's text.
+func ErrorEventOf(err error) ErrorEvent {
+	if e, ok := AsError(err); ok && e.Code != "" {
+		return NewError(e.Code, e.Message)
+	}
+	return NewError(CodeInternal, err.Error())
+}
+
+// Err is the *Error an error event stands for.
+func (e Event) Err() *Error { return &Error{Code: e.Code, Message: e.Message} }
 
 // Event is any decoded stream event: the fields of its Type are set.
 type Event struct {

@@ -1,12 +1,5 @@
 package wire
 
-// Error codes of the queen.
-const (
-	CodeNoWorker        = "no_worker"        // no worker serves the model: spawn one
-	CodeHiveUnreachable = "hive_unreachable" // the hive does not answer: start it
-	CodeNotImplemented  = "not_implemented"  // the operation exists but is not built yet
-)
-
 // Hive states, as the queen sees them from the hive's /health.
 const (
 	HiveOnline  = "online"

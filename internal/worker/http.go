@@ -25,7 +25,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/inference/{id}/stream", s.auth(s.handleStream))
 	mux.Handle("DELETE /v1/inference/{id}", s.auth(s.handleCancel))
 	mux.Handle("/", httpapi.Handler(func(w http.ResponseWriter, r *http.Request) error {
-		return httpapi.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
+		return wire.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
 	var h http.Handler = mux
 	if s.cfg.Loopback {
@@ -37,7 +37,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) auth(h httpapi.Handler) http.Handler {
 	return httpapi.Handler(func(w http.ResponseWriter, r *http.Request) error {
 		if !s.authorized(r) {
-			return httpapi.Errorf(http.StatusUnauthorized, wire.CodeUnauthorized, "a valid bearer token is required")
+			return wire.Errorf(wire.CodeUnauthorized, "a valid bearer token is required")
 		}
 		return h(w, r)
 	})
@@ -57,15 +57,15 @@ func (s *Server) handleProgress(w http.ResponseWriter, r *http.Request) error {
 		done, total, state, errText, changed := s.load.get()
 		switch state {
 		case wire.StateError:
-			_ = sw.Event(wire.TypeError, wire.NewError("load_failed", errText))
+			_ = sw.Event(wire.NewError("load_failed", errText))
 			return sw.Done()
 		case wire.StateReady:
-			_ = sw.Event(wire.TypeProgress, wire.NewProgress(total, total, "bytes"))
-			_ = sw.Event(wire.TypeResult, wire.NewResult(s.ready()))
+			_ = sw.Event(wire.NewProgress(total, total, "bytes"))
+			_ = sw.Event(wire.NewResult(s.ready()))
 			return sw.Done()
 		}
 		if done != last {
-			if err := sw.Event(wire.TypeProgress, wire.NewProgress(done, total, "bytes")); err != nil {
+			if err := sw.Event(wire.NewProgress(done, total, "bytes")); err != nil {
 				return nil
 			}
 			last = done
@@ -98,7 +98,7 @@ func (s *Server) handleInference(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	j := s.job(r.PathValue("id"))
 	if j == nil {
-		return httpapi.NotFound("no inference job %q", r.PathValue("id"))
+		return wire.NotFound("no inference job %q", r.PathValue("id"))
 	}
 	j.attach()
 	defer func() {
@@ -147,7 +147,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) error {
 	j := s.job(r.PathValue("id"))
 	if j == nil {
-		return httpapi.NotFound("no inference job %q", r.PathValue("id"))
+		return wire.NotFound("no inference job %q", r.PathValue("id"))
 	}
 	j.cancel()
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"job_id": j.id, "cancelled": !j.isDone()})

@@ -3,7 +3,6 @@ package worker
 import (
 	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/generate"
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -20,7 +19,7 @@ const (
 // that names the offending field.
 func prepare(m engine.Model, req wire.InferenceRequest, newSeed func() uint32) (generate.Request, error) {
 	var g generate.Request
-	bad := httpapi.BadRequest
+	bad := wire.BadRequest
 	if err := req.Validate(); err != nil {
 		return g, bad("%v", err)
 	}
@@ -60,13 +59,13 @@ func prepare(m engine.Model, req wire.InferenceRequest, newSeed func() uint32) (
 	ctx := m.Info().CtxSize
 	room := ctx - len(toks)
 	if room < 1 {
-		return g, httpapi.Errorf(400, wire.CodeContextLength, "the prompt is %d tokens; the context holds %d", len(toks), ctx)
+		return g, wire.Errorf(wire.CodeContextLength, "the prompt is %d tokens; the context holds %d", len(toks), ctx)
 	}
 	max := room
 	if req.MaxTokens != nil {
 		switch n := *req.MaxTokens; {
 		case n > room:
-			return g, httpapi.Errorf(400, wire.CodeContextLength,
+			return g, wire.Errorf(wire.CodeContextLength,
 				"max_tokens %d does not fit: the prompt is %d tokens and the context holds %d (at most %d new tokens)", n, len(toks), ctx, room)
 		default:
 			max = n

@@ -20,7 +20,6 @@ import (
 
 	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/generate"
-	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -201,7 +200,7 @@ func (s *Server) submit(req wire.InferenceRequest) (*job, error) {
 	mp := s.model.Load()
 	if mp == nil {
 		_, _, state, _, _ := s.load.get()
-		return nil, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: wire.CodeNotReady,
+		return nil, &wire.Error{Code: wire.CodeNotReady,
 			Message: "the model is not loaded (state " + state + ")", RetryAfter: 1}
 	}
 	greq, err := prepare(*mp, req, randv2.Uint32)
@@ -217,7 +216,7 @@ func (s *Server) submit(req wire.InferenceRequest) (*job, error) {
 	default:
 		s.waiting.Add(-1)
 		j.cancel()
-		return nil, &httpapi.Error{Status: http.StatusTooManyRequests, Code: wire.CodeQueueFull,
+		return nil, &wire.Error{Code: wire.CodeQueueFull,
 			Message: "the worker's queue is full; retry later", RetryAfter: 1}
 	}
 	s.mu.Lock()

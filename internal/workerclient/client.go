@@ -63,7 +63,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 		if json.NewDecoder(lr).Decode(&eb) != nil || eb.Error.Message == "" {
 			eb.Error.Message = resp.Status
 		}
-		return &jobs.RemoteError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		return &wire.Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	if out == nil {
 		return nil
@@ -110,7 +110,7 @@ func (c *Client) Submit(ctx context.Context, req wire.InferenceRequest) (wire.Jo
 }
 
 // Stream reads a job's events, calling fn for each, and returns the end
-// event. An error event is returned as a *jobs.RemoteError.
+// event. An error event is returned as a *wire.Error.
 func (c *Client) Stream(ctx context.Context, jc wire.JobCreated, fn func(wire.Event) error) (wire.Event, error) {
 	return c.stream().StreamPath(ctx, jc.SSEURL, fn)
 }

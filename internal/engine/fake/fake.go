@@ -7,6 +7,7 @@ package fake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -64,7 +65,14 @@ func (m *Model) Tokenize(text string) ([]engine.Token, error) {
 	return toks, nil
 }
 
-func (m *Model) Piece(t engine.Token) []byte { return []byte(testmodel.Piece(int(t))) }
+// Piece fails for a token outside the vocabulary, as the llama engine does,
+// so that tests above the engine see the same error paths.
+func (m *Model) Piece(t engine.Token) ([]byte, error) {
+	if t < 0 || int(t) >= testmodel.AlphabetVocabSize {
+		return nil, fmt.Errorf("fake: token %d is outside the vocabulary of %d tokens", t, testmodel.AlphabetVocabSize)
+	}
+	return []byte(testmodel.Piece(int(t))), nil
+}
 
 func (m *Model) IsEOG(t engine.Token) bool { return t == EOS }
 
