@@ -59,26 +59,59 @@ func NewServer(h http.Handler) *http.Server {
 	}
 }
 
-// Serve runs srv on ln until ctx is done, then shuts it down gracefully,
-// giving open requests grace to finish.
-func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+// Daemon is the one shape in which every rbee daemon (queen, hive, worker)
+// serves and stops. Serve runs until its context ends, then shuts down in
+// one order:
+//
+//  1. EndStreams: every open stream gets its terminal event and [DONE]
+//     (jobs are cancelled), so clients learn why their stream ends and the
+//     graceful shutdown need not wait out its grace;
+//  2. the listener closes; requests still open get Grace to finish, then
+//     their connections are closed;
+//  3. StopChildren: the processes the daemon started (a hive, workers) are
+//     stopped, once nothing can ask for new ones.
+type Daemon struct {
+	Handler      http.Handler
+	EndStreams   func()       // nil: nothing to end
+	StopChildren func() error // nil: no children
+	Grace        time.Duration
+}
+
+// Serve serves d on ln until ctx ends or serving fails, then shuts down in
+// the documented order.
+func (d Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	if d.Grace <= 0 {
+		d.Grace = 5 * time.Second
+	}
+	srv := NewServer(d.Handler)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
+		errc = nil
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	if d.EndStreams != nil {
+		d.EndStreams()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), d.Grace)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = srv.Close()
 	}
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
-		return serr
+	if errc != nil {
+		serveErr = <-errc
 	}
-	return err
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	var cerr error
+	if d.StopChildren != nil {
+		cerr = d.StopChildren()
+	}
+	return errors.Join(serveErr, err, cerr)
 }
 
 // FromThisMachine reports whether the request comes from this machine: from

@@ -27,7 +27,10 @@ const (
 	cancelAfterTimeout = 5 * time.Second
 )
 
-// Client talks the job protocol to a queen or a hive.
+// Client is the one client of the queen's and the hive's HTTP API: the job
+// protocol, their small JSON endpoints and the heartbeats, with every error
+// answer decoded into a *wire.Error. (A worker's own API has
+// internal/workerclient, which streams through this one.)
 type Client struct {
 	BaseURL string       // e.g. "http://127.0.0.1:7833"
 	HTTP    *http.Client // nil: http.DefaultClient; must not set a Timeout, streams are long
@@ -214,6 +217,67 @@ func (c *Client) Run(ctx context.Context, op wire.Operation, fn func(wire.Event)
 		cancel()
 	}
 	return ev, err
+}
+
+// Get GETs one of the daemon's small JSON answers (/health,
+// /v1/capabilities) into v. A non-2xx answer is a *wire.Error.
+func (c *Client) Get(ctx context.Context, path string, v any) error {
+	return c.call(ctx, http.MethodGet, path, nil, v)
+}
+
+// Post POSTs in as JSON to one of the daemon's small endpoints and decodes
+// its JSON answer into out (nil: the answer is dropped). A non-2xx answer
+// is a *wire.Error.
+func (c *Client) Post(ctx context.Context, path string, in, out any) error {
+	return c.call(ctx, http.MethodPost, path, in, out)
+}
+
+// Heartbeat reports a worker to a queen.
+func (c *Client) Heartbeat(ctx context.Context, hb wire.Heartbeat) error {
+	return c.Post(ctx, "/v1/workers/heartbeat", hb, nil)
+}
+
+// maxAnswer bounds the small JSON answers of Get and Post.
+const maxAnswer = 1 << 20
+
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := c.newRequest(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer closeBody(resp)
+	if resp.StatusCode/100 != 2 {
+		return ReadError(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if len(data) > maxAnswer {
+		return fmt.Errorf("%s %s: answer larger than %d bytes", method, path, maxAnswer)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: malformed answer: %w", method, path, err)
+	}
+	return nil
 }
 
 // ReadError builds a *wire.Error from a non-2xx answer of any rbee daemon,
