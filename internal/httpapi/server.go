@@ -60,7 +60,7 @@ func NewServer(h http.Handler) *http.Server {
 }
 
 // Daemon is the one shape in which every rbee daemon (queen, hive, worker)
-// serves and stops. Serve runs until its context ends, then shuts down in
+// serves and stops. Every request passes SameOriginWrites first. Serve runs until its context ends, then shuts down in
 // one order:
 //
 //  1. EndStreams: every open stream gets its terminal event and [DONE]
@@ -83,7 +83,7 @@ func (d Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	if d.Grace <= 0 {
 		d.Grace = 5 * time.Second
 	}
-	srv := NewServer(d.Handler)
+	srv := NewServer(SameOriginWrites(d.Handler))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var serveErr error
