@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/testmodel"
 	"github.com/rbee/rbee/internal/wire"
 	"github.com/rbee/rbee/internal/workerclient"
@@ -37,10 +39,10 @@ func (e *env) addConfig(lines string) {
 	must(e.t, errors.Join(err, f.Close()))
 }
 
-func (e *env) startQueen() {
+// startQueen starts queen-rbee on port 0, for the test and its CLI runs.
+func (e *env) startQueen(args ...string) {
 	e.t.Helper()
-	e.daemon("queen-rbee")
-	e.waitAnswers(e.queenURL)
+	e.useQueen(e.daemon("queen-rbee", args...).URL)
 }
 
 func (e *env) jobs() *jobs.Client { return &jobs.Client{BaseURL: e.queenURL} }
@@ -59,26 +61,26 @@ func (e *env) queenStatus() wire.Status {
 // serving model under id, and waits until the queen has it ready.
 func (e *env) handWorker(path, model, id string, extra ...string) wire.WorkerStatus {
 	e.t.Helper()
-	args := append([]string{"--model", path, "--model-id", model, "--port", "0", "--worker-id", id,
+	args := append([]string{"--model", path, "--model-id", model, "--worker-id", id,
 		"--hive-id", "localhost", "--queen-url", e.queenURL}, extra...)
-	e.daemon("llm-worker-rbee", args...)
-	return e.waitWorker(id, 60*time.Second)
+	e.startDaemon("llm-worker-rbee-"+id, e.command(context.Background(), "llm-worker-rbee", append([]string{"--port", "0"}, args...)...))
+	return e.waitWorker(id)
 }
 
-func (e *env) waitWorker(id string, within time.Duration) wire.WorkerStatus {
+// waitWorker waits until the queen has worker id ready.
+func (e *env) waitWorker(id string) wire.WorkerStatus {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	var ready wire.WorkerStatus
+	testkit.WaitFor(e.t, "worker "+id+" ready at the queen", func() bool {
 		for _, w := range e.queenStatus().Workers {
 			if w.WorkerID == id && w.State == wire.StateReady {
-				return w
+				ready = w
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("worker %s is not ready at the queen after %s: %+v", id, within, e.queenStatus().Workers)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	})
+	return ready
 }
 
 // stream is an infer job whose events a test reads as they come.
@@ -113,7 +115,7 @@ func (e *env) startInfer(op wire.Operation) *stream {
 // until reads events until one satisfies ok, and returns it.
 func (s *stream) until(t *testing.T, what string, ok func(wire.Event) bool) wire.Event {
 	t.Helper()
-	timeout := time.After(60 * time.Second)
+	timeout := time.After(testkit.Patience)
 	for {
 		select {
 		case ev := <-s.events:
@@ -123,7 +125,7 @@ func (s *stream) until(t *testing.T, what string, ok func(wire.Event) bool) wire
 		case err := <-s.done:
 			t.Fatalf("the stream ended (%v) before %s", err, what)
 		case <-timeout:
-			t.Fatalf("no %s within a minute", what)
+			t.Fatalf("no %s within %s", what, testkit.Patience)
 		}
 	}
 }
@@ -133,17 +135,6 @@ func said(sub string) func(wire.Event) bool {
 }
 
 func isToken(ev wire.Event) bool { return ev.Type == wire.TypeToken }
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func ptr[T any](v T) *T { return &v }
 
@@ -167,7 +158,7 @@ func TestConcurrentInfersShareSlots(t *testing.T) {
 			t.Errorf("prompt %q: want %q, got %s", p, want, results[i])
 		}
 	}
-	w := workerclient.Client{BaseURL: e.waitWorker("w-two-slots", 10*time.Second).URL}
+	w := workerclient.Client{BaseURL: e.waitWorker("w-two-slots").URL}
 	if r, err := w.Ready(t.Context()); err != nil || r.Slots != 2 || r.Active != 0 || r.QueueLen != 0 {
 		t.Errorf("worker after the requests: %+v %v", r, err)
 	}
@@ -214,7 +205,7 @@ func TestQueueFullAndDeadline(t *testing.T) {
 	for _, s := range waiting {
 		s.cancel()
 	}
-	waitFor(t, "the clients that left to leave the queue", func() bool { return len(e.queenStatus().Queues) == 0 })
+	testkit.WaitFor(t, "the clients that left to leave the queue", func() bool { return len(e.queenStatus().Queues) == 0 })
 	late := long
 	late.TimeoutMs = ptr(300)
 	_, err = e.jobs().Run(t.Context(), late, nil)
@@ -228,26 +219,23 @@ func TestQueueFullAndDeadline(t *testing.T) {
 // starts the request there.
 var workerJob = regexp.MustCompile(`\bas (inf-[0-9a-f]+)`)
 
-// waitIdle polls the worker until it has no request running, and says how
-// long that took.
-func waitIdle(t *testing.T, w *workerclient.Client, within time.Duration) time.Duration {
+// waitIdle waits until the worker has no request running or queued, and
+// says how long that took, for the log: a loaded machine may take its time,
+// so it is no assertion.
+func waitIdle(t *testing.T, w *workerclient.Client) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
+	testkit.WaitFor(t, "the worker to stop generating after the client went away", func() bool {
 		r, err := w.Ready(t.Context())
-		if err == nil && r.Active == 0 && r.QueueLen == 0 {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("the worker still generates %s after the client went away: %+v %v", within, r, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err == nil && r.Active == 0 && r.QueueLen == 0
+	})
+	return time.Since(start)
 }
 
 // A client that goes away, whichever way, stops the generation on the
-// worker within a second: a dropped job stream, a dropped OpenAI stream,
-// and the CLI interrupted or killed.
+// worker (active 0 again): a dropped job stream, a dropped OpenAI stream,
+// and the CLI interrupted or killed. The first shows that the worker's job
+// ended as cancelled, before its max_tokens.
 func TestCancellationReachesWorker(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -268,7 +256,7 @@ func TestCancellationReachesWorker(t *testing.T) {
 			s.until(t, "a token", isToken)
 		}
 		s.cancel()
-		took := waitIdle(t, w, time.Second)
+		took := waitIdle(t, w)
 		// The worker keeps its job's events for late readers: every token
 		// it generated, and the end saying why it stopped.
 		tokens := 0
@@ -304,16 +292,16 @@ func TestCancellationReachesWorker(t *testing.T) {
 		}
 		cancel()
 		resp.Body.Close()
-		t.Logf("the worker was idle %s after the stream dropped", waitIdle(t, w, time.Second).Round(time.Millisecond))
+		t.Logf("the worker was idle %s after the stream dropped", waitIdle(t, w).Round(time.Millisecond))
 	})
 
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
 		t.Run("CLI "+sig.String(), func(t *testing.T) {
 			s := e.startRbee("infer", "-m", "stories260K", "--max-tokens", fmt.Sprint(maxTokens), "--temperature", "0", "Once upon a time")
-			s.waitFirst(t, 60*time.Second)
+			s.waitFirst(t)
 			must(t, s.cmd.Process.Signal(sig))
-			t.Logf("the worker was idle %s after the CLI got %s", waitIdle(t, w, time.Second).Round(time.Millisecond), sig)
-			s.wait(t, 10*time.Second)
+			t.Logf("the worker was idle %s after the CLI got %s", waitIdle(t, w).Round(time.Millisecond), sig)
+			s.wait(t)
 		})
 	}
 }
@@ -323,26 +311,20 @@ func TestCancellationReachesWorker(t *testing.T) {
 func TestPlacementOnTheHiveWithTheModel(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	port := freePort(t)
-	f, err := os.OpenFile(filepath.Join(e.home, "config", "rbee", "hives.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	must(t, err)
-	_, err = fmt.Fprintf(f, "Host second\n  HostName 127.0.0.1\n  HivePort %d\n", port)
-	must(t, errors.Join(err, f.Close()))
 	e.startQueen()
 	e.mustRbee("hive", "start")
-	// The second hive has a data directory, so a catalog, of its own.
-	cmd := e.command(context.Background(), "rbee-hive", "--port", itoa(port), "--hive-id", "second", "--queen-url", e.queenURL)
+	// The second hive has a data directory, so a catalog, of its own. It
+	// listens on port 0; the queen reads hives.conf at each use, so it
+	// learns the port from the line added once the hive said it.
+	cmd := e.command(context.Background(), "rbee-hive", "--port", "0", "--hive-id", "second", "--queen-url", e.queenURL)
 	cmd.Env = append(append([]string{}, e.environ...), "XDG_DATA_HOME="+filepath.Join(e.home, "data-second"))
-	logf, err := os.Create(filepath.Join(e.home, "rbee-hive-second.out"))
+	second := e.startDaemon("rbee-hive-second", cmd)
+	u, err := url.Parse(second.URL)
 	must(t, err)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	e.waitAnswers(fmt.Sprintf("http://127.0.0.1:%d", port))
+	f, err := os.OpenFile(filepath.Join(e.home, "config", "rbee", "hives.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	_, err = fmt.Fprintf(f, "Host second\n  HostName 127.0.0.1\n  HivePort %s\n", u.Port())
+	must(t, errors.Join(err, f.Close()))
 	e.mustRbee("model", "download", e.alphabet, "--hive", "second")
 
 	r := e.mustRbee("infer", "-m", "alpha", "--temperature", "0", "abc")
@@ -374,22 +356,14 @@ func TestKeepAliveStopsIdleWorker(t *testing.T) {
 		if r.stdout != "yz\n" || !strings.Contains(r.stderr, "stops after 1s without one") {
 			t.Fatalf("round %d: %s", round, r)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			ready := 0
+		testkit.WaitFor(t, fmt.Sprintf("round %d: the idle worker to stop", round), func() bool {
 			for _, w := range e.queenStatus().Workers {
 				if w.State != wire.StateGone {
-					ready++
+					return false
 				}
 			}
-			if ready == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the idle worker still runs: %+v", round, e.queenStatus().Workers)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return true
+		})
 		if ws := e.workers(); len(ws) != 0 {
 			t.Fatalf("round %d: the hive still has workers: %+v", round, ws)
 		}

@@ -17,12 +17,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/testmodel"
 	"github.com/rbee/rbee/internal/wire"
 )
 
 // env is one test's world: its own HOME and XDG directories, its own queen
 // and hive ports, and the alphabet model, so tests can run side by side.
+//
+// The daemons a test starts itself listen on port 0 and say where
+// (startDaemon). config.toml and hives.conf still name a queen port and a
+// local hive port: the CLI starts the queen on queen_port (`rbee queen
+// start`, and infer with no queen), and the queen starts the local hive on
+// its HivePort, so those two are picked with freePort.
 type env struct {
 	t        *testing.T
 	home     string
@@ -78,6 +85,9 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// freePort is a port nothing listened on a moment ago: for the ports that
+// config.toml and hives.conf must name, and for a URL where no daemon
+// answers. A daemon a test starts itself gets --port 0 instead.
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -202,43 +212,51 @@ func (e *env) startRbee(args ...string) *streamingRbee {
 }
 
 // waitFirst waits for the first byte of text.
-func (s *streamingRbee) waitFirst(t *testing.T, within time.Duration) {
+func (s *streamingRbee) waitFirst(t *testing.T) {
 	t.Helper()
 	select {
 	case <-s.first:
 	case <-s.done:
 		t.Fatalf("rbee ended before it printed anything: %s", s.res)
-	case <-time.After(within):
-		t.Fatalf("rbee printed nothing within %s", within)
+	case <-time.After(testkit.Patience):
+		t.Fatalf("rbee printed nothing within %s", testkit.Patience)
 	}
 }
 
 // wait waits for the end of the run.
-func (s *streamingRbee) wait(t *testing.T, within time.Duration) result {
+func (s *streamingRbee) wait(t *testing.T) result {
 	t.Helper()
 	select {
 	case <-s.done:
 		return s.res
-	case <-time.After(within):
-		t.Fatalf("rbee still runs %s later", within)
+	case <-time.After(testkit.Patience):
+		t.Fatalf("rbee still runs %s later", testkit.Patience)
 		return result{}
 	}
 }
 
-// daemon starts one of the daemons directly, logging to the test's home.
-func (e *env) daemon(prog string, args ...string) *exec.Cmd {
+// startDaemon starts one of the daemons directly with --port 0 first among
+// args, logging to <home>/<logName>.out, and returns once it printed
+// where it listens. The test's cleanup stops it with SIGTERM.
+func (e *env) startDaemon(logName string, cmd *exec.Cmd) *testkit.Daemon {
 	e.t.Helper()
-	logf, err := os.Create(filepath.Join(e.home, prog+".out"))
+	logf, err := os.Create(filepath.Join(e.home, logName+".out"))
 	must(e.t, err)
-	defer logf.Close()
-	cmd := e.command(context.Background(), prog, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	must(e.t, cmd.Start())
-	e.t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	return cmd
+	// Registered first, so it runs after the daemon's stop.
+	e.t.Cleanup(func() { logf.Close() })
+	return testkit.StartDaemon(e.t, cmd, logf)
+}
+
+// daemon is startDaemon of prog with e's environment.
+func (e *env) daemon(prog string, args ...string) *testkit.Daemon {
+	e.t.Helper()
+	return e.startDaemon(prog, e.command(context.Background(), prog, append([]string{"--port", "0"}, args...)...))
+}
+
+// useQueen points the test and every CLI run after it at the queen at url.
+func (e *env) useQueen(url string) {
+	e.queenURL = url
+	e.environ = append(e.environ, "RBEE_QUEEN_URL="+url)
 }
 
 // answers reports whether something serves /health at base.
@@ -250,17 +268,6 @@ func answers(base string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-func (e *env) waitAnswers(base string) {
-	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !answers(base) {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("nothing answers at %s", base)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // leftovers lists the processes of the programs under test that run with
@@ -286,21 +293,18 @@ func (e *env) leftovers() map[int]string {
 	return found
 }
 
-// waitNoLeftovers fails the test if processes it started are still alive
-// after a few seconds.
+// waitNoLeftovers fails the test if processes it started never exit.
 func (e *env) waitNoLeftovers() {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	said := ""
+	testkit.WaitFor(e.t, "no process left behind", func() bool {
 		left := e.leftovers()
-		if len(left) == 0 {
-			return
+		if s := fmt.Sprint(left); len(left) > 0 && s != said {
+			e.t.Logf("still running: %s", s) // what is left, should the wait fail
+			said = s
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("processes left behind: %v", left)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(left) == 0
+	})
 }
 
 func (e *env) killLeftovers() {

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // With nothing running, `rbee infer` starts a queen, the local hive and a
@@ -36,9 +35,9 @@ func TestInterruptStopsEverything(t *testing.T) {
 	e := newEnv(t)
 	stories := storiesModel(t)
 	s := e.startRbee("infer", "-m", stories, "--max-tokens", "2000", "Once upon a time")
-	s.waitFirst(t, 60*time.Second)
+	s.waitFirst(t)
 	must(t, s.cmd.Process.Signal(syscall.SIGINT))
-	r := s.wait(t, 30*time.Second)
+	r := s.wait(t)
 	if r.code != 130 || r.lastErrLine() != "rbee: interrupted by interrupt" {
 		t.Fatalf("%s", r)
 	}
@@ -76,9 +75,9 @@ func TestKilledCLILeavesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	s := e.startRbee("infer", "-m", storiesModel(t), "--max-tokens", "2000", "Once upon a time")
-	s.waitFirst(t, 60*time.Second)
+	s.waitFirst(t)
 	must(t, s.cmd.Process.Signal(syscall.SIGKILL))
-	s.wait(t, 10*time.Second)
+	s.wait(t)
 	e.waitNoLeftovers()
 }
 

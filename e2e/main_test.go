@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/rbee/rbee/internal/testkit"
 )
 
 // binDir holds the four programs under test (and the worker wrapper).
@@ -40,7 +42,7 @@ func run(m *testing.M) int {
 			return 1
 		}
 		binDir = abs
-		return m.Run()
+		return testkit.CheckLeaks(m)
 	}
 	dir, err := os.MkdirTemp("", "rbee-e2e-bin-")
 	if err != nil {
@@ -53,7 +55,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	binDir = dir
-	return m.Run()
+	return testkit.CheckLeaks(m)
 }
 
 func build(dir string) error {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -21,8 +21,7 @@ import (
 func TestJobProtocolThroughQueen(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.daemon("queen-rbee")
-	e.waitAnswers(e.queenURL)
+	e.startQueen()
 	ctx := t.Context()
 	c := &jobs.Client{BaseURL: e.queenURL}
 
@@ -38,23 +37,30 @@ func TestJobProtocolThroughQueen(t *testing.T) {
 	}
 
 	// A worker that keeps saying it is loading makes an infer job wait for
-	// it, quietly.
+	// it, quietly. The queen has taken its first heartbeat once it answered
+	// it; the next ones keep the worker from going silent.
+	hb := wire.Heartbeat{WorkerID: "worker-slow", HiveID: "localhost", Model: "slow",
+		URL: "http://127.0.0.1:9", State: wire.StateLoading, Slots: 1}
+	must(t, c.Heartbeat(ctx, hb))
 	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
+	beating := make(chan struct{})
+	defer func() {
+		stopHB()
+		<-beating
+	}()
 	go func() {
-		hb, _ := json.Marshal(wire.Heartbeat{WorkerID: "worker-slow", HiveID: "localhost", Model: "slow",
-			URL: "http://127.0.0.1:9", State: wire.StateLoading, Slots: 1})
-		for hbCtx.Err() == nil {
-			if resp, err := http.Post(e.queenURL+"/v1/workers/heartbeat", "application/json", bytes.NewReader(hb)); err == nil {
-				resp.Body.Close()
-			}
+		defer close(beating)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
 			select {
 			case <-hbCtx.Done():
-			case <-time.After(time.Second):
+				return
+			case <-tick.C:
+				_ = c.Heartbeat(hbCtx, hb)
 			}
 		}
 	}()
-	time.Sleep(100 * time.Millisecond)
 	jc, err := c.Submit(ctx, wire.Operation{Operation: wire.OpInfer, Model: "slow", InferenceRequest: wire.InferenceRequest{Prompt: "x"}})
 	must(t, err)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.queenURL+jc.SSEURL, nil)
@@ -66,20 +72,24 @@ func TestJobProtocolThroughQueen(t *testing.T) {
 		defer close(lines)
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
-			lines <- sc.Text()
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done(): // the test has read what it wanted
+				return
+			}
 		}
 	}()
-	next := func(within time.Duration) (string, bool) {
+	next := func() (string, bool) {
 		select {
 		case l, ok := <-lines:
 			return l, ok
-		case <-time.After(within):
-			t.Fatalf("stream silent for %s", within)
+		case <-time.After(testkit.Patience):
+			t.Fatalf("stream silent for %s", testkit.Patience)
 			return "", false
 		}
 	}
 	for {
-		l, ok := next(15 * time.Second)
+		l, ok := next()
 		if !ok {
 			t.Fatal("stream ended before any ping")
 		}
@@ -94,7 +104,7 @@ func TestJobProtocolThroughQueen(t *testing.T) {
 	must(t, c.Cancel(ctx, jc.JobID))
 	var sawCancelled bool
 	for {
-		l, ok := next(5 * time.Second)
+		l, ok := next()
 		if !ok {
 			t.Fatal("stream ended without [DONE]")
 		}
@@ -122,9 +132,8 @@ func TestJobProtocolThroughQueen(t *testing.T) {
 func TestHiveRefusesInfer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.daemon("rbee-hive", "--port", strings.TrimPrefix(e.hiveURL, "http://127.0.0.1:"), "--hive-id", "localhost")
-	e.waitAnswers(e.hiveURL)
-	c := &jobs.Client{BaseURL: e.hiveURL}
+	hiveURL := e.daemon("rbee-hive", "--hive-id", "localhost").URL
+	c := &jobs.Client{BaseURL: hiveURL}
 	_, err := c.Submit(t.Context(), wire.Operation{Operation: wire.OpInfer, Model: "alpha", InferenceRequest: wire.InferenceRequest{Prompt: "abc"}})
 	var re *wire.Error
 	if !errors.As(err, &re) || re.Status != http.StatusBadRequest || !strings.Contains(re.Message, "queen") {
@@ -133,7 +142,7 @@ func TestHiveRefusesInfer(t *testing.T) {
 	if _, err := c.Submit(t.Context(), wire.Operation{Operation: wire.OpStatus}); !errors.As(err, &re) || re.Status != http.StatusBadRequest {
 		t.Fatalf("status on the hive: %v", err)
 	}
-	resp, err := http.Get(e.hiveURL + "/v1/capabilities")
+	resp, err := http.Get(hiveURL + "/v1/capabilities")
 	must(t, err)
 	defer resp.Body.Close()
 	var caps wire.HiveCapabilities

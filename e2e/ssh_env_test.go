@@ -15,6 +15,7 @@ import (
 
 	"github.com/rbee/rbee/internal/gguf"
 	"github.com/rbee/rbee/internal/testhosts"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/testmodel"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -61,12 +62,12 @@ func newSSHEnv(t *testing.T) *sshEnv {
 	e.marker = filepath.Join(e.home, "PWNED")
 
 	cfgDir := filepath.Join(e.home, "config", "rbee")
-	qport := freePort(t)
 	token := make([]byte, 16)
 	_, _ = rand.Read(token)
 	must(t, os.WriteFile(filepath.Join(cfgDir, "config.toml"),
-		fmt.Appendf(nil, "queen_host = \"0.0.0.0\"\nqueen_port = %d\nqueen_token = %q\n", qport, hex.EncodeToString(token)), 0o600))
-	e.queenURL = fmt.Sprintf("http://127.0.0.1:%d", qport)
+		fmt.Appendf(nil, "queen_host = \"0.0.0.0\"\nqueen_token = %q\n", hex.EncodeToString(token)), 0o600))
+	// The queen listens on port 0 (startQueen); remote hives are told the
+	// port it got.
 	hport := strings.TrimPrefix(e.hiveURL, "http://127.0.0.1:")
 	h1, h2 := lab.Hosts[0], lab.Hosts[1]
 	// h1 is in hives.conf with its own key; h2 only in ~/.ssh/config, with
@@ -161,33 +162,22 @@ func (e *sshEnv) workersOn(alias string) []wire.WorkerStatus {
 
 // waitWorkers waits until every worker of hive alias is in a state cond
 // accepts (and there is at least one).
-func (e *sshEnv) waitWorkers(alias, what string, within time.Duration, cond func(wire.WorkerStatus) bool) []wire.WorkerStatus {
+func (e *sshEnv) waitWorkers(alias, what string, cond func(wire.WorkerStatus) bool) []wire.WorkerStatus {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ws := e.workersOn(alias)
+	var ws []wire.WorkerStatus
+	testkit.WaitFor(e.t, "the workers of "+alias+" to be "+what, func() bool {
+		ws = e.workersOn(alias)
 		ok := len(ws) > 0
 		for _, w := range ws {
 			ok = ok && cond(w)
 		}
-		if ok {
-			return ws
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("the workers of %s are not %s after %s: %+v", alias, what, within, ws)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return ok
+	})
+	return ws
 }
 
 // waitNoProcesses waits until nothing runs on host h.
 func (e *sshEnv) waitNoProcesses(h *testhosts.Host) {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for len(h.Processes()) > 0 {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("still running on %s: %v", h.Name, h.Processes())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.WaitFor(e.t, "nothing running on "+h.Name, func() bool { return len(h.Processes()) == 0 })
 }

@@ -21,8 +21,7 @@ func TestSSHHives(t *testing.T) {
 	e := newSSHEnv(t)
 	h1, h2 := e.lab.Hosts[0], e.lab.Hosts[1]
 	// A short heartbeat timeout keeps the pulled-cable part quick.
-	e.daemon("queen-rbee", "--worker-timeout", "5s")
-	e.waitAnswers(e.queenURL)
+	e.startQueen("--worker-timeout", "5s")
 
 	t.Run("hostile names", func(t *testing.T) { e.hostileNames(t) })
 
@@ -80,7 +79,7 @@ func TestSSHHives(t *testing.T) {
 	// A worker on h1, its heartbeats reaching the queen from h1's address,
 	// and inference through the queen.
 	e.mustRbee("worker", "spawn", "-m", filepath.Join(e.models, "alpha.gguf"), "--hive", "h1")
-	ws := e.waitWorkers("h1", "ready", 30*time.Second, func(w wire.WorkerStatus) bool { return w.State == wire.StateReady })
+	ws := e.waitWorkers("h1", "ready", func(w wire.WorkerStatus) bool { return w.State == wire.StateReady })
 	if !strings.HasPrefix(ws[0].URL, "http://"+h1.Addr+":") {
 		t.Fatalf("the worker on h1 reports %s", ws[0].URL)
 	}
@@ -109,7 +108,7 @@ func TestSSHHives(t *testing.T) {
 			t.Errorf("%s after stop: %+v", h.Name, st)
 		}
 	}
-	e.waitWorkers("h1", "gone", 10*time.Second, func(w wire.WorkerStatus) bool { return w.State == wire.StateGone })
+	e.waitWorkers("h1", "gone", func(w wire.WorkerStatus) bool { return w.State == wire.StateGone })
 	for _, h := range e.lab.Hosts {
 		e.mustRbee("hive", "uninstall", "-a", h.Name)
 		entries, _ := os.ReadDir(filepath.Join(h.Home, ".local", "bin"))
@@ -165,7 +164,7 @@ func (e *sshEnv) pulledCable(t *testing.T) {
 		e.mustRbee("worker", "spawn", "-m", e.slow, "--hive", h.Name)
 	}
 	s := e.startRbee("infer", "-m", "slow", "--hive", "h1", "--max-tokens", "3000", "--temperature", "0", "once")
-	s.waitFirst(t, 60*time.Second)
+	s.waitFirst(t)
 	must(t, h1.SetLink(false))
 	relinked := false
 	defer func() {
@@ -174,12 +173,12 @@ func (e *sshEnv) pulledCable(t *testing.T) {
 		}
 	}()
 	cut := time.Now()
-	r := s.wait(t, 60*time.Second)
+	r := s.wait(t)
 	t.Logf("the stream ended %s after the cut: %s", time.Since(cut).Round(time.Millisecond), r.lastErrLine())
 	if r.code != 1 || !strings.Contains(r.lastErrLine(), "went away mid-stream") || r.stdout == "" {
 		t.Fatalf("the stream cut off on h1: %s", r)
 	}
-	e.waitWorkers("h1", "gone", 30*time.Second, func(w wire.WorkerStatus) bool { return w.State == wire.StateGone })
+	e.waitWorkers("h1", "gone", func(w wire.WorkerStatus) bool { return w.State == wire.StateGone })
 	r = e.mustRbee("infer", "-m", "slow", "--max-tokens", "4", "once")
 	if !strings.Contains(r.stderr, "(hive h2)") {
 		t.Fatalf("with h1 cut off, infer did not run on h2: %s", r)
@@ -188,7 +187,7 @@ func (e *sshEnv) pulledCable(t *testing.T) {
 	must(t, h1.SetLink(true))
 	relinked = true
 	back := time.Now()
-	e.waitWorkers("h1", "back", 90*time.Second, func(w wire.WorkerStatus) bool { return w.State != wire.StateGone })
+	e.waitWorkers("h1", "back", func(w wire.WorkerStatus) bool { return w.State != wire.StateGone })
 	t.Logf("h1's workers heartbeat again %s after the link came back", time.Since(back).Round(time.Millisecond))
 	r = e.mustRbee("infer", "-m", "slow", "--hive", "h1", "--max-tokens", "4", "once")
 	if !strings.Contains(r.stderr, "(hive h1)") {

@@ -60,6 +60,7 @@ func heartbeatLoad(queenURL string, pid, n int, every, idle, window time.Duratio
 		wg.Go(func() {
 			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			defer client.CloseIdleConnections()
+			queen := &jobs.Client{BaseURL: queenURL, HTTP: client}
 			hb := wire.Heartbeat{WorkerID: "sim-" + strconv.Itoa(i), HiveID: "sim", Model: "sim-model",
 				URL: "http://127.0.0.1:9", State: wire.StateReady, Slots: 4, PID: 1000 + i}
 			select {
@@ -71,7 +72,7 @@ func heartbeatLoad(queenURL string, pid, n int, every, idle, window time.Duratio
 			defer t.Stop()
 			for {
 				start := time.Now()
-				if err := postJSON(ctx, client, queenURL+"/v1/workers/heartbeat", hb); err != nil {
+				if err := queen.Heartbeat(ctx, hb); err != nil {
 					if ctx.Err() != nil {
 						return
 					}

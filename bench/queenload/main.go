@@ -24,10 +24,8 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"github.com/rbee/rbee/bench/harness"
 	"log"
 	"net/http"
 	"os"
@@ -35,6 +33,11 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/rbee/rbee/bench/harness"
+	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
+	"github.com/rbee/rbee/internal/wire"
 )
 
 func main() {
@@ -64,13 +67,13 @@ func main() {
 	}
 	started := time.Now()
 
-	var workers []*fakeWorker
+	var workers []*fakeworker.Worker
 	for i := range *nworkers {
 		w, err := startFakeWorker("fake-"+strconv.Itoa(i), *slots, *tokens)
 		if err != nil {
 			log.Fatal("bench/queenload: ", err)
 		}
-		defer w.close()
+		defer w.Close()
 		workers = append(workers, w)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * *streams, MaxIdleConns: 4 * *streams}}
@@ -162,7 +165,7 @@ func main() {
 
 // withQueen runs fn against a fresh queen-rbee that the fake workers
 // heartbeat to, and reports the queen's open-files limit.
-func withQueen(queenBin string, workers []*fakeWorker, fn func(*harness.Proc, string)) (string, error) {
+func withQueen(queenBin string, workers []*fakeworker.Worker, fn func(*harness.Proc, string)) (string, error) {
 	home, err := os.MkdirTemp("", "rbee-bench-queenload-")
 	if err != nil {
 		return "", err
@@ -176,11 +179,9 @@ func withQueen(queenBin string, workers []*fakeWorker, fn func(*harness.Proc, st
 		return "", err
 	}
 	defer q.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	hbClient := &http.Client{Timeout: 5 * time.Second}
 	for _, w := range workers {
-		go w.heartbeats(ctx, hbClient, queenURL, 2*time.Second)
+		// Every 2 s, as llm-worker-rbee, and at once when its load changes.
+		defer w.StartHeartbeats(&jobs.Client{BaseURL: queenURL}, 2*time.Second)()
 	}
 	if len(workers) > 0 {
 		deadline := time.Now().Add(10 * time.Second)
@@ -196,7 +197,7 @@ func withQueen(queenBin string, workers []*fakeWorker, fn func(*harness.Proc, st
 }
 
 // oneAtATime opens n streams one after the other.
-func oneAtATime(name string, n int, workers []*fakeWorker, fn openFn) streamRow {
+func oneAtATime(name string, n int, workers []*fakeworker.Worker, fn openFn) streamRow {
 	out := streamRow{name: name, allOpen: true}
 	for range n {
 		r := runStreams(name, 1, workers, 0, fn)
@@ -213,12 +214,12 @@ func oneAtATime(name string, n int, workers []*fakeWorker, fn openFn) streamRow 
 // warm runs a tenth of the streams first, so that connections and the
 // goroutines' stacks exist before anything is measured, then waits until
 // the fake workers are idle again.
-func warm(workers []*fakeWorker, fn openFn) {
+func warm(workers []*fakeworker.Worker, fn openFn) {
 	_ = runStreams("warm-up", 100, workers, 0, fn)
 	for {
-		busy := int32(0)
+		busy := 0
 		for _, w := range workers {
-			busy += w.active.Load()
+			busy += w.Active()
 		}
 		if busy == 0 {
 			break
@@ -241,4 +242,23 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[int(p*float64(len(s)-1))]
+}
+
+// startFakeWorker starts a fake worker like llm-worker-rbee with slots
+// slots, whose streams say "t0 t1 ..." in tokens pieces and end at
+// max_tokens.
+func startFakeWorker(id string, slots, tokens int) (*fakeworker.Worker, error) {
+	pieces := make([]string, tokens)
+	for i := range pieces {
+		pieces[i] = " t" + strconv.Itoa(i)
+	}
+	if tokens > 0 {
+		pieces[0] = "t0"
+	}
+	w, err := fakeworker.New(fakeworker.Config{ID: id, HiveID: "bench", Model: "fake", Slots: slots, Tokens: pieces})
+	if err != nil {
+		return nil, err
+	}
+	w.SetEnd(wire.NewEnd(wire.StopMaxTokens, 2, tokens, wire.Timings{}))
+	return w, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/sse"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -37,15 +38,15 @@ type openFn func(ctx context.Context, i int, first func()) error
 // runStreams opens n streams at once and holds each after its first token
 // until all have theirs (or failed), so that all n are open together; then
 // it measures (the queen's memory, when pid > 0) and lets them finish.
-func runStreams(name string, n int, workers []*fakeWorker, pid int, open openFn) streamRow {
+func runStreams(name string, n int, workers []*fakeworker.Worker, pid int, open openFn) streamRow {
 	row := streamRow{name: name, streams: n}
 	gate := make(chan struct{})
 	for _, w := range workers {
-		w.hold(gate)
+		w.SetGate(gate, 1) // after the first token
 	}
 	defer func() {
 		for _, w := range workers {
-			w.hold(openGate())
+			w.SetGate(nil, 0)
 		}
 	}()
 	if pid > 0 {
@@ -100,12 +101,6 @@ func runStreams(name string, n int, workers []*fakeWorker, pid int, open openFn)
 	close(gate)
 	all.Wait()
 	return row
-}
-
-func openGate() chan struct{} {
-	g := make(chan struct{})
-	close(g)
-	return g
 }
 
 func waitOrCtx(ctx context.Context, wg *sync.WaitGroup) {
@@ -192,10 +187,10 @@ func do(ctx context.Context, client *http.Client, method, url string, body []byt
 
 // direct is a stream straight from a fake worker, as the queen itself
 // opens one: POST the request, GET its stream.
-func direct(client *http.Client, workers []*fakeWorker, tokens int) openFn {
+func direct(client *http.Client, workers []*fakeworker.Worker, tokens int) openFn {
 	body, _ := json.Marshal(wire.InferenceRequest{Prompt: "hello", MaxTokens: &tokens})
 	return func(ctx context.Context, i int, first func()) error {
-		return postThenStream(ctx, client, workers[i%len(workers)].url, "/v1/inference", body, first, tokens)
+		return postThenStream(ctx, client, workers[i%len(workers)].URL, "/v1/inference", body, first, tokens)
 	}
 }
 

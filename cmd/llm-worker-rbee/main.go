@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/rbee/rbee/internal/device"
 	"github.com/rbee/rbee/internal/engine"
@@ -98,7 +98,7 @@ func run(args []string) error {
 	// A GPU that is missing, or too small for even one layer, is known
 	// before listening: one line, no half-started worker.
 	if dev.IsGPU() {
-		if *layers, err = gpuLayers(f, dev, *layers, *ctxSize, *slots, *verbose); err != nil {
+		if *layers, err = placeOnGPU(f, dev, *layers, *ctxSize, *slots, *verbose); err != nil {
 			return err
 		}
 	}
@@ -146,21 +146,64 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv := httpapi.NewServer(w.Handler())
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpapi.Serve(ctx, srv, ln, 5*time.Second) }()
-
 	slog.Info("loading model", "model", *model, "worker", *id, "addr", addr)
-	runErr := make(chan error, 1)
-	go func() { runErr <- w.Run(ctx) }()
-	select {
-	case err := <-runErr:
-		stop()
-		<-serveErr
-		return err
-	case err := <-serveErr:
-		stop()
-		<-runErr
-		return err
+	return w.Serve(ctx, ln)
+}
+
+// placeOnGPU finds the GPU d (loading the backend libraries) and decides,
+// by device.Place, how many layers of f go on it.
+func placeOnGPU(f *gguf.File, d device.Device, asked, ctxSize, slots int, verbose bool) (int, error) {
+	loaded := llama.LoadBackends(verbose)
+	bd, err := llama.FindDevice(d)
+	if err != nil {
+		return 0, err // it says why this device's backend did not load
+	}
+	free, total := bd.Memory()
+	p, err := device.Place(f, device.Target{Device: d, Description: bd.Description, Free: free, Total: total}, asked, ctxSize, slots)
+	if err != nil {
+		return 0, err
+	}
+	// Logged once the worker will go on, so that a refusal is one line.
+	for _, b := range loaded {
+		if b.Err != nil {
+			slog.Warn("backend library not loaded", "reason", b.Err)
+		} else {
+			slog.Info("backend library loaded", "file", b.Path, "backend", b.Name, "devices", b.Devices)
+		}
+	}
+	if p.Err != nil {
+		slog.Warn("cannot estimate the model's GPU memory; putting every layer asked for on the GPU", "err", p.Err)
+		return p.Layers, nil
+	}
+	slog.Info("placing the model on a GPU", "device", d.String(), "name", bd.Description,
+		"layers", min(p.Layers, p.Needs.All()), "of", p.Needs.All(), "estimate_mib", p.Needs.Bytes(p.Layers)>>20,
+		"free_mib", free>>20, "total_mib", total>>20)
+	return p.Layers, nil
+}
+
+// listDevices loads the backend libraries and prints what loaded and every
+// device: what --device can name.
+func listDevices(w io.Writer, verbose bool) {
+	for _, b := range llama.LoadBackends(verbose) {
+		if b.Err != nil {
+			fmt.Fprintf(w, "backend library not loaded: %v\n", b.Err)
+		} else {
+			fmt.Fprintf(w, "backend %s loaded from %s (%d devices)\n", b.Name, b.Path, b.Devices)
+		}
+	}
+	for _, d := range llama.Devices() {
+		name := "cpu"
+		switch d.Backend {
+		case "CUDA":
+			name = device.Device{Kind: device.CUDA, Index: d.Index}.String()
+		case "Metal", "MTL":
+			name = device.Device{Kind: device.Metal, Index: d.Index}.String()
+		default:
+			if d.Type != "cpu" {
+				name = "(" + d.Backend + ")" // a backend --device cannot name
+			}
+		}
+		free, total := d.Memory()
+		fmt.Fprintf(w, "%-8s %-8s %s, %d of %d MiB free\n", name, d.Name, d.Description, free>>20, total>>20)
 	}
 }

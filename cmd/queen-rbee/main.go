@@ -104,21 +104,10 @@ func run(args []string) error {
 		MaxQueue:     cfg.MaxQueueOrDefault(),
 		KeepAlive:    keepAlive(cfg),
 	})
-	// Cancelling the jobs ends their streams, which lets the HTTP server's
-	// graceful shutdown finish instead of waiting out its grace.
-	go func() {
-		<-ctx.Done()
-		_ = q.Close()
-	}()
 	slog.Info("queen-rbee listening", "url", url, "worker_timeout", *workerTimeout, "keep_alive", cfg.KeepAliveOrDefault(), "max_queue", cfg.MaxQueueOrDefault(), "token", cfg.QueenToken != "", "api_keys", nkeys, "openai_base_url", url+"/v1")
-	serveErr := httpapi.Serve(ctx, httpapi.NewServer(q.Handler()), ln, 5*time.Second)
-	// A job that outlives its cancellation or a hive that fails to stop is
-	// worth a line in the log, not a failed exit: the queen did stop.
-	if err := q.Close(); err != nil {
-		slog.Warn("shutdown was not clean", "err", err)
-	}
+	err = q.Serve(ctx, ln)
 	slog.Info("queen-rbee stopped")
-	return serveErr
+	return err
 }
 
 // urls returns where clients reach the queen, and where processes on this

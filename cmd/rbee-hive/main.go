@@ -11,10 +11,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/hive"
+	"github.com/rbee/rbee/internal/httpapi"
 )
 
 func main() {
@@ -48,8 +50,11 @@ func run(args []string) error {
 		}
 		return err
 	}
-	if fs.NArg() > 0 {
+	switch {
+	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
+	case *port < 0 || *port > 65535:
+		return fmt.Errorf("port %d is out of range", *port)
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -58,18 +63,29 @@ func run(args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
+	// A signal from here on stops the hive cleanly, its workers with it.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return hive.Run(ctx, hive.Config{
-		Host:         *host,
-		Port:         *port,
+	token := os.Getenv("RBEE_HIVE_TOKEN")
+	if err := httpapi.CheckBind(*host, token != ""); err != nil {
+		return fmt.Errorf("%w (set RBEE_HIVE_TOKEN)", err)
+	}
+	h, err := hive.New(hive.Config{
 		HiveID:       *hiveID,
 		QueenURL:     *queenURL,
 		WorkerBinary: *workerBin,
 		WorkerHost:   *workerHost,
-		Token:        os.Getenv("RBEE_HIVE_TOKEN"),
+		Token:        token,
 		Logger:       log,
-		// A starter that asked for --port 0 reads the port from this line.
-		OnListen: func(addr net.Addr) { fmt.Printf("listening http://%s\n", addr) },
 	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		return err
+	}
+	// A starter that asked for --port 0 reads the port from this line.
+	fmt.Printf("listening http://%s\n", ln.Addr())
+	return h.Serve(ctx, ln)
 }

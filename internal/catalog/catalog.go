@@ -125,7 +125,7 @@ func (c *Catalog) load() error {
 }
 
 func (c *Catalog) read(name, id string, e fs.DirEntry) (record, error) {
-	if !modelref.ValidID(id) {
+	if wire.CheckModelID(id) != nil {
 		return record{}, errors.New("the file name is not a model id")
 	}
 	if !e.Type().IsRegular() {
@@ -158,9 +158,10 @@ func (c *Catalog) read(name, id string, e fs.DirEntry) (record, error) {
 	return rec, nil
 }
 
-// checkID validates an id before it gets near the filesystem.
+// checkID validates an id before it gets near the filesystem; the error
+// wraps ErrInvalidID, which the hive answers with a 400.
 func checkID(id string) error {
-	if err := modelref.IDError(id); err != nil {
+	if err := wire.CheckModelID(id); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidID, err)
 	}
 	return nil

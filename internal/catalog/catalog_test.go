@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"errors"
-	"github.com/rbee/rbee/internal/dirhash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,10 +10,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rbee/rbee/internal/dirhash"
+	"github.com/rbee/rbee/internal/testkit"
+
 	"github.com/rbee/rbee/internal/testmodel"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
+
+func TestMain(m *testing.M) { os.Exit(testkit.CheckLeaks(m)) }
 
 func alphabet(t *testing.T, dir, name string) string {
 	t.Helper()

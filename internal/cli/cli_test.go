@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -11,9 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -186,7 +187,8 @@ func TestInferSpawnsWorkerOnRunningQueen(t *testing.T) {
 
 func TestInferStartsAndStopsItsOwnQueen(t *testing.T) {
 	home := isolate(t)
-	port := freePort(t)
+	reserved := reservePort(t)
+	port := reserved.port
 	os.MkdirAll(filepath.Join(home, "config", "rbee"), 0o700)
 	os.WriteFile(filepath.Join(home, "config", "rbee", "config.toml"), []byte("queen_port = "+port+"\n"), 0o600)
 
@@ -205,7 +207,7 @@ func TestInferStartsAndStopsItsOwnQueen(t *testing.T) {
 		if addr.port != port || addr.host != "" {
 			t.Errorf("queen address %+v, want port %s", addr, port)
 		}
-		ln, err := listen("127.0.0.1:" + port)
+		ln, err := reserved.listen()
 		if err != nil {
 			return nil, err
 		}
@@ -245,7 +247,7 @@ func TestInferFailsInOneLine(t *testing.T) {
 
 func TestNoQueenIsOneLine(t *testing.T) {
 	isolate(t)
-	t.Setenv("RBEE_QUEEN_URL", "http://127.0.0.1:"+freePort(t))
+	t.Setenv("RBEE_QUEEN_URL", "http://127.0.0.1:"+reservePort(t).port)
 	for _, args := range [][]string{{"status"}, {"worker", "list"}, {"hive", "list", "--json"}} {
 		r := run(t, nil, nil, args...)
 		if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "rbee queen start") {
@@ -270,22 +272,20 @@ func TestInterruptCancelsTheJob(t *testing.T) {
 			return context.Cause(j.Context())
 		},
 	})
+	// The interrupt comes once the first token is on stdout: the job runs,
+	// and this side knows it.
 	ctx, cancel := context.WithCancelCause(t.Context())
-	go func() {
-		time.Sleep(200 * time.Millisecond)
+	var stderr bytes.Buffer
+	a := &App{Dir: t.TempDir(), Stderr: &stderr, Stdout: writerFunc(func(p []byte) (int, error) {
 		cancel(&interrupted{sig: syscall.SIGINT})
-	}()
-	r := run(t, nil, ctx, "infer", "-m", "tiny", "x")
+		return len(p), nil
+	})}
+	r := result{code: a.Run(ctx, []string{"infer", "-m", "tiny", "x"}), stderr: stderr.String()}
 	if r.code != 130 || r.lastErrLine() != "rbee: interrupted by interrupt" {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
-	select {
-	case err := <-cancelled:
-		if !errors.Is(err, jobs.ErrCancelled) && !errors.Is(err, jobs.ErrUnwatched) {
-			t.Errorf("job ended by %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Error("the queen's job was not cancelled")
+	if err := testkit.Receive(t, "the queen's job to be cancelled", cancelled); !errors.Is(err, jobs.ErrCancelled) && !errors.Is(err, jobs.ErrUnwatched) {
+		t.Errorf("job ended by %v", err)
 	}
 }
 
@@ -398,6 +398,10 @@ func TestReporter(t *testing.T) {
 		t.Errorf("tty progress %q", got)
 	}
 }
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 type fakeProcess struct {
 	done    chan struct{}

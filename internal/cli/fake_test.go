@@ -3,18 +3,25 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
+
+func TestMain(m *testing.M) { os.Exit(testkit.CheckLeaks(m)) }
 
 // fakeQueen is a queen made of the real job registry and scripted
 // operations: handlers[op] runs the nth call of op with n counted from 0.
@@ -40,9 +47,7 @@ func newFakeQueen(t *testing.T, handlers map[string]func(j *jobs.Job, n int) err
 // newFakeQueenOn serves the fake on a given listener, for auto-start tests.
 func newFakeQueenOn(t *testing.T, ln net.Listener, handlers map[string]func(j *jobs.Job, n int) error) *fakeQueen {
 	q := &fakeQueen{t: t, handlers: handlers, shutdown: make(chan struct{}, 1)}
-	q.srv = httptest.NewUnstartedServer(q.handler())
-	q.srv.Listener.Close()
-	q.srv.Listener = ln
+	q.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: q.handler()}}
 	q.srv.Start()
 	return q
 }
@@ -151,16 +156,50 @@ func emitText(j *jobs.Job, s string) {
 		Timings: wire.Timings{TTFTMs: 12, DecodeTPS: 150}})
 }
 
-// freePort returns a port nothing listens on (for a moment).
-func freePort(t *testing.T) string {
+// reservedPort is a loopback port this test holds without listening on
+// it: a connection to it is refused, no other program can take it, and
+// listen starts listening on that very socket, so that "find a free port,
+// then use it" has no window for a race.
+type reservedPort struct {
+	fd   int // -1 once listening
+	port string
+}
+
+func reservePort(t *testing.T) *reservedPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
+	syscall.CloseOnExec(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	r := &reservedPort{fd: fd, port: strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)}
+	t.Cleanup(func() {
+		if r.fd >= 0 {
+			syscall.Close(r.fd)
+		}
+	})
+	return r
 }
 
-func listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+// listen turns the reserved port into a listener, once.
+func (r *reservedPort) listen() (net.Listener, error) {
+	if r.fd < 0 {
+		return nil, errors.New("the reserved port listens already")
+	}
+	if err := syscall.Listen(r.fd, syscall.SOMAXCONN); err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(r.fd), "reserved port "+r.port)
+	r.fd = -1
+	defer f.Close() // FileListener holds its own copy
+	return net.FileListener(f)
+}

@@ -24,6 +24,14 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// asUsage makes a refused argument a usage error; nil stays nil.
+func asUsage(err error) error {
+	if err != nil {
+		return usagef("%v", err)
+	}
+	return nil
+}
+
 // parseArgs parses the flags of fs wherever they stand in args, so that
 // "rbee infer hello -m x" means "rbee infer -m x hello". The standard flag
 // package stops at the first positional argument; here only "--" ends the

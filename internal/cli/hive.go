@@ -29,7 +29,7 @@ func hiveCommand(sub, op, summary string) *command {
 				acceptNew = fs.Bool("accept-new-host-key", false, "trust the host's SSH key if known_hosts has none for it yet (a changed key is refused regardless)")
 			}
 			return func(ctx context.Context, args []string) error {
-				if err := checkAlias(*alias); err != nil {
+				if err := asUsage(wire.CheckHiveID(*alias)); err != nil {
 					return err
 				}
 				o := wire.Operation{Operation: op, Alias: *alias}

@@ -75,12 +75,12 @@ func (a *App) infer(ctx context.Context, g *globals, o inferOpts) error {
 		return usagef("PROMPT is empty")
 	}
 	if o.hive != "" {
-		if err := checkAlias(o.hive); err != nil {
+		if err := asUsage(wire.CheckHiveID(o.hive)); err != nil {
 			return err
 		}
 	}
 	if o.workerID != "" {
-		if err := checkWorkerID(o.workerID); err != nil {
+		if err := asUsage(wire.CheckWorkerID(o.workerID)); err != nil {
 			return err
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/modelref"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -41,7 +40,7 @@ a GGUF file by quantization: Q4_K_M, then Q8_0, Q5_K_M, Q6_K, ...`,
 				fs.BoolVar(&force, "force", false, "stop the workers that use the model first")
 			}
 			return func(ctx context.Context, args []string) error {
-				if err := checkAlias(*hive); err != nil {
+				if err := asUsage(wire.CheckHiveID(*hive)); err != nil {
 					return err
 				}
 				model, err := a.modelArg(args[0], *hive)
@@ -62,7 +61,7 @@ var modelListCommand = &command{
 		hive := fs.String("hive", "", "list only the catalog of the hive with this `ALIAS` (default: every hive)")
 		return func(ctx context.Context, args []string) error {
 			if *hive != "" {
-				if err := checkAlias(*hive); err != nil {
+				if err := asUsage(wire.CheckHiveID(*hive)); err != nil {
 					return err
 				}
 			}
@@ -113,11 +112,4 @@ func modelID(s string) string {
 		return ref.ID
 	}
 	return s
-}
-
-func checkAlias(alias string) error {
-	if !config.ValidAlias(alias) {
-		return usagef("hive alias %q: use letters, digits, '.', '_' and '-', not starting with '-' or '.'", alias)
-	}
-	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"syscall"
@@ -197,17 +196,8 @@ func (a *App) queenStop(ctx context.Context, g *globals) error {
 	case err != nil:
 		return err
 	}
-	req, err := qc.newRequest(ctx, http.MethodPost, "/v1/shutdown")
-	if err != nil {
+	if err := qc.shutdown(ctx); err != nil {
 		return err
-	}
-	resp, err := qc.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("asking the queen at %s to stop: %w", qc.url, err)
-	}
-	closeBody(resp)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("the queen at %s refused to stop: %s", qc.url, resp.Status)
 	}
 	fmt.Fprintf(a.Stderr, "[rbee] Stopping queen-rbee at %s, with its hives and workers\n", qc.url)
 	deadline := time.Now().Add(queenStopTimeout)

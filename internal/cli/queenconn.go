@@ -2,10 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,20 +11,21 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
-// healthTimeout bounds one /health probe: a queen on this network answers in
-// milliseconds, and a probe is repeated while waiting for one to start.
+// healthTimeout bounds one /health probe or shutdown request: a queen on
+// this network answers in milliseconds, and a probe is repeated while
+// waiting for one to start.
 const healthTimeout = 2 * time.Second
 
-// queenConn is the queen a command talks to.
+// queenConn is the queen a command talks to, through the one client of the
+// job protocol.
 type queenConn struct {
-	url   string // base URL without a trailing slash
-	token string
-	jobs  *jobs.Client
-	http  *http.Client // short requests: /health, /v1/shutdown
+	url  string // base URL without a trailing slash
+	jobs *jobs.Client
 }
 
 // connect resolves the queen's URL (flag, else $RBEE_QUEEN_URL, else
@@ -42,12 +41,7 @@ func connect(g *globals) (*queenConn, error) {
 		return nil, usagef("queen URL %q: %v", raw, err)
 	}
 	base := u.String()
-	return &queenConn{
-		url:   base,
-		token: cfg.QueenToken,
-		jobs:  &jobs.Client{BaseURL: base, Token: cfg.QueenToken},
-		http:  &http.Client{Timeout: healthTimeout},
-	}, nil
+	return &queenConn{url: base, jobs: &jobs.Client{BaseURL: base, Token: cfg.QueenToken}}, nil
 }
 
 func parseQueenURL(raw string) (*url.URL, error) {
@@ -82,7 +76,7 @@ type queenAddr struct {
 func (q *queenConn) localAddr() (queenAddr, error) {
 	u, _ := url.Parse(q.url)
 	host := u.Hostname()
-	if !isLocalHost(host) {
+	if !httpapi.IsLoopback(host) {
 		return queenAddr{}, fmt.Errorf("no queen answers at %s, and rbee starts queens only on this machine; start it there with `rbee queen start`", q.url)
 	}
 	if u.Scheme != "http" {
@@ -99,51 +93,51 @@ func (q *queenConn) localAddr() (queenAddr, error) {
 	return a, nil
 }
 
-func isLocalHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func (q *queenConn) newRequest(ctx context.Context, method, path string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, method, q.url+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if q.token != "" {
-		req.Header.Set("Authorization", "Bearer "+q.token)
-	}
-	return req, nil
-}
-
 // health reports nil when a queen answers /health at the URL, and a
-// *noQueenError when nothing listens there.
+// *noQueenError when nothing does.
 func (q *queenConn) health(ctx context.Context) error {
-	req, err := q.newRequest(ctx, http.MethodGet, "/health")
-	if err != nil {
-		return err
-	}
-	resp, err := q.http.Do(req)
-	if err != nil {
-		return &noQueenError{url: q.url, err: err}
-	}
-	defer closeBody(resp)
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
 	// A hive answers /health too, with its id: on a misconfigured port it
 	// must not pass for a queen.
 	var h struct {
 		Status string `json:"status"`
 		HiveID string `json:"hive_id"`
 	}
-	err = json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&h)
+	err := q.jobs.Get(ctx, "/health", &h)
+	var re *wire.Error
+	var ue *url.Error
 	switch {
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("%s/health answered %s: is that a queen-rbee?", q.url, resp.Status)
-	case err == nil && h.HiveID != "":
+	case errors.As(err, &re):
+		return fmt.Errorf("%s/health answered %s: is that a queen-rbee?", q.url, statusText(re.Status))
+	case errors.As(err, &ue):
+		return &noQueenError{url: q.url, err: err}
+	case err != nil:
+		return fmt.Errorf("%s/health: %v: is that a queen-rbee?", q.url, err)
+	case h.HiveID != "":
 		return fmt.Errorf("rbee-hive %q answers at %s, not queen-rbee: check queen_port in config.toml and HivePort in hives.conf", oneLine(h.HiveID), q.url)
 	}
 	return nil
+}
+
+// shutdown asks the queen to stop.
+func (q *queenConn) shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	err := q.jobs.Post(ctx, "/v1/shutdown", nil, nil)
+	var re *wire.Error
+	switch {
+	case errors.As(err, &re):
+		return fmt.Errorf("the queen at %s refused to stop: %s", q.url, statusText(re.Status))
+	case err != nil:
+		return fmt.Errorf("asking the queen at %s to stop: %w", q.url, err)
+	}
+	return nil
+}
+
+// statusText is an HTTP status as its status line says it: "404 Not Found".
+func statusText(code int) string {
+	return strings.TrimSpace(fmt.Sprintf("%d %s", code, http.StatusText(code)))
 }
 
 // run runs op on the queen, shows its narration and progress on rep, and
@@ -203,8 +197,4 @@ func oneLine(s string) string {
 		return r
 	}, s)
 	return strings.TrimSpace(s)
-}
-
-func closeBody(resp *http.Response) {
-	_ = resp.Body.Close()
 }

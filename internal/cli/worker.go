@@ -34,7 +34,7 @@ inference until it is stopped. The command returns once the worker is ready.`,
 			if *model == "" {
 				return usagef("-m MODEL is required")
 			}
-			if err := checkAlias(*hive); err != nil {
+			if err := asUsage(wire.CheckHiveID(*hive)); err != nil {
 				return err
 			}
 			if err := checkDevice(*device); err != nil {
@@ -58,7 +58,7 @@ var workerListCommand = &command{
 		hive := fs.String("hive", "", "only the workers of the hive with this `ALIAS`")
 		return func(ctx context.Context, args []string) error {
 			if *hive != "" {
-				if err := checkAlias(*hive); err != nil {
+				if err := asUsage(wire.CheckHiveID(*hive)); err != nil {
 					return err
 				}
 			}
@@ -82,11 +82,11 @@ func workerIDCommand(sub, op, summary string) *command {
 			hive := fs.String("hive", "", "the `ALIAS` of the worker's hive (default: where the queen last saw it, else localhost)")
 			return func(ctx context.Context, args []string) error {
 				if *hive != "" {
-					if err := checkAlias(*hive); err != nil {
+					if err := asUsage(wire.CheckHiveID(*hive)); err != nil {
 						return err
 					}
 				}
-				if err := checkWorkerID(args[0]); err != nil {
+				if err := asUsage(wire.CheckWorkerID(args[0])); err != nil {
 					return err
 				}
 				return a.runAndPrint(ctx, g, wire.Operation{Operation: op, HiveID: *hive, WorkerID: args[0]}, workerView)
@@ -101,18 +101,6 @@ func checkDevice(d string) error {
 	}
 	if _, err := device.Parse(d); err != nil {
 		return usagef("%v", err)
-	}
-	return nil
-}
-
-func checkWorkerID(id string) error {
-	if id == "" || len(id) > 128 {
-		return usagef("worker id must be 1 to 128 bytes")
-	}
-	for _, c := range id {
-		if c <= ' ' || c == 0x7f {
-			return usagef("worker id %q contains a space or control character", id)
-		}
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/rbee/rbee/internal/wire"
 )
 
 // Hive is one host of hives.conf.
@@ -29,15 +31,12 @@ type Hive struct {
 func (h Hive) IsLocal() bool { return h.Alias == "localhost" }
 
 // Names that may appear in hives.conf: host names, aliases and users never
-// reach a shell, and a leading '-' could turn into an ssh option.
+// reach a shell, and a leading '-' could turn into an ssh option. An alias
+// is a hive id, checked by wire.CheckHiveID like everywhere else.
 var (
-	validAlias = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$`)
-	validHost  = regexp.MustCompile(`^[A-Za-z0-9_\[][A-Za-z0-9._:%\[\]-]{0,252}$`)
-	validUser  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$`)
+	validHost = regexp.MustCompile(`^[A-Za-z0-9_\[][A-Za-z0-9._:%\[\]-]{0,252}$`)
+	validUser = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$`)
 )
-
-// ValidAlias reports whether s may name a hive.
-func ValidAlias(s string) bool { return validAlias.MatchString(s) }
 
 // LocalHive is the implicit entry for this machine.
 func LocalHive() Hive {
@@ -99,8 +98,8 @@ func ParseHives(r io.Reader) ([]Hive, error) {
 			return nil, fmt.Errorf("line %d: want \"Keyword value\", got %q", n, line)
 		}
 		if strings.EqualFold(key, "Host") {
-			if !ValidAlias(val) {
-				return nil, fmt.Errorf("line %d: host alias %q: use letters, digits, '.', '_' and '-', not starting with '-' or '.'", n, val)
+			if err := wire.CheckHiveID(val); err != nil {
+				return nil, fmt.Errorf("line %d: host alias: %w", n, err)
 			}
 			for _, h := range hives {
 				if h.Alias == val {

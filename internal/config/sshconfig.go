@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/rbee/rbee/internal/wire"
 )
 
 // ValidHostName reports whether s may be a HostName: a name or address
@@ -60,8 +62,8 @@ func SSHConfigHive(alias string) (h Hive, found bool, err error) {
 // Include are not followed. Values go through the same checks as hives.conf,
 // so a name from here never turns into an option or a shell word either.
 func ParseSSHConfig(r io.Reader, alias string) (Hive, bool, error) {
-	if !ValidAlias(alias) {
-		return Hive{}, false, fmt.Errorf("host alias %q: use letters, digits, '.', '_' and '-', not starting with '-' or '.'", alias)
+	if err := wire.CheckHiveID(alias); err != nil {
+		return Hive{}, false, fmt.Errorf("host alias: %w", err)
 	}
 	h := Hive{Alias: alias}
 	found := false

@@ -2,6 +2,7 @@ package device
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rbee/rbee/internal/gguf"
@@ -122,5 +123,34 @@ func TestSaturation(t *testing.T) {
 	huge := Needs{Blocks: 10, BlockBytes: maxU / 2, KVBytes: maxU / 2, ComputeBytes: 1}
 	if huge.Bytes(5) != maxU || huge.Fit(1<<50) != 0 {
 		t.Fatalf("an absurd model must never fit: bytes %d, fit %d", huge.Bytes(5), huge.Fit(1<<50))
+	}
+}
+
+func TestPlace(t *testing.T) {
+	f := writeShape(t, testmodel.Tiny)
+	needs, err := Estimate(f, 2*256, PromptBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpu := Target{Device: Device{Kind: CUDA}, Description: "Test GPU", Total: 80 << 30}
+
+	gpu.Free = 80 << 30
+	if p, err := Place(f, gpu, -1, 256, 2); err != nil || p.Layers != needs.All() || p.Needs != needs {
+		t.Fatalf("a big GPU: %+v, %v; want all %d layers", p, err, needs.All())
+	}
+	if p, err := Place(f, gpu, 3, 256, 2); err != nil || p.Layers != 3 {
+		t.Fatalf("asked for 3 layers: %+v, %v", p, err)
+	}
+	gpu.Free = Margin + needs.ComputeBytes + needs.BlockBytes + needs.KVBytes
+	if p, err := Place(f, gpu, -1, 256, 2); err != nil || p.Layers != 1 {
+		t.Fatalf("room for one block: %+v, %v", p, err)
+	}
+	gpu.Free = Margin
+	if _, err := Place(f, gpu, -1, 256, 2); err == nil || !strings.Contains(err.Error(), "does not fit on cuda:0 (Test GPU)") {
+		t.Fatalf("no room: %v", err)
+	}
+	// What was asked is given even where it does not fit: llama.cpp says.
+	if p, err := Place(f, gpu, 2, 256, 2); err != nil || p.Layers != 2 {
+		t.Fatalf("asked for 2 layers on a full GPU: %+v, %v", p, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/hf/hubtest"
+	"github.com/rbee/rbee/internal/testkit"
 )
 
 const repoID = "owner/repo"
@@ -181,14 +183,10 @@ func TestResumeAfterCancel(t *testing.T) {
 		failed <- err
 	}()
 	partial := filepath.Join(f.dir, "models", "m.gguf.partial")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if st, err := os.Stat(partial); err == nil && st.Size() == half {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first half did not arrive")
-		}
-	}
+	testkit.WaitFor(t, "the first half to arrive", func() bool {
+		st, err := os.Stat(partial)
+		return err == nil && st.Size() == half
+	})
 	cancel()
 	if err := <-failed; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled download: %v", err)
@@ -211,17 +209,11 @@ func TestResumeAfterCancel(t *testing.T) {
 // background).
 func (f *fixture) waitIdle(t *testing.T) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	testkit.WaitFor(t, "the transfer to stop", func() bool {
 		f.d.mu.Lock()
-		n := len(f.d.flights)
-		f.d.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the transfer did not stop")
-		}
-	}
+		defer f.d.mu.Unlock()
+		return len(f.d.flights) == 0
+	})
 }
 
 // A partial file of another object (another digest) is not resumed.
@@ -423,14 +415,10 @@ func TestConflict(t *testing.T) {
 // waitWaiters waits until the one transfer has n callers.
 func (f *fixture) waitWaiters(t *testing.T, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if tr := f.d.Transfers(); len(tr) == 1 && tr[0].Waiters == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transfers %+v, want one with %d waiters", f.d.Transfers(), n)
-		}
-	}
+	testkit.WaitFor(t, fmt.Sprintf("one transfer with %d waiters", n), func() bool {
+		tr := f.d.Transfers()
+		return len(tr) == 1 && tr[0].Waiters == n
+	})
 }
 
 func TestInvalidRequests(t *testing.T) {

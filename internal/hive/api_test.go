@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/rbee/rbee/internal/dirhash"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rbee/rbee/internal/dirhash"
+	"github.com/rbee/rbee/internal/testkit"
 
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
@@ -122,6 +125,20 @@ func TestToken(t *testing.T) {
 			t.Errorf("token %q: %v, want 401", token, err)
 		}
 	}
+	// The scheme is case-insensitive (RFC 9110), and a refusal says what is
+	// missing.
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/v1/capabilities", nil)
+	req.Header.Set("Authorization", "bearer   s3cret")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("lower-case scheme: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	var caps wire.HiveCapabilities
+	err = (&jobs.Client{BaseURL: h.url}).Get(context.Background(), "/v1/capabilities", &caps)
+	if re, ok := wire.AsError(err); !ok || re.Code != wire.CodeUnauthorized || !strings.Contains(re.Message, "RBEE_HIVE_TOKEN") {
+		t.Errorf("no token: %v", err)
+	}
 	for _, path := range []string{"/v1/capabilities", "/v1/jobs/x/stream"} {
 		resp, err := http.Get(h.url + path)
 		if err != nil {
@@ -147,9 +164,20 @@ func TestToken(t *testing.T) {
 
 func TestNonLoopbackNeedsToken(t *testing.T) {
 	dir := t.TempDir()
-	err := Run(context.Background(), Config{Host: "0.0.0.0", Port: 0, DataDir: dir, LogDir: dir, Logger: quiet})
+	h, err := New(Config{DataDir: dir, LogDir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Serve(context.Background(), ln)
 	if err == nil || !strings.Contains(err.Error(), "without a token") {
-		t.Fatalf("Run on 0.0.0.0 without a token: %v", err)
+		t.Fatalf("Serve on 0.0.0.0 without a token: %v", err)
+	}
+	if _, err := ln.Accept(); err == nil {
+		t.Error("the refused listener is still open")
 	}
 }
 
@@ -317,7 +345,7 @@ func treeHash(t *testing.T, dir string) string {
 
 func generate(t *testing.T, url, prompt string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Patience)
 	defer cancel()
 	temp, maxTokens := 0.0, 64
 	var out strings.Builder

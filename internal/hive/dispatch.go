@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/rbee/rbee/internal/catalog"
-	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/modelref"
 	"github.com/rbee/rbee/internal/wire"
@@ -22,15 +20,13 @@ var Operations = []string{
 	wire.OpModelDownload, wire.OpModelList, wire.OpModelGet, wire.OpModelDelete,
 }
 
-var (
-	workerIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-)
-
 // dispatch validates an operation before any job exists: a malformed one
 // is a 400 and nothing runs.
 func (h *Hive) dispatch(op wire.Operation) (jobs.RunFunc, error) {
-	if op.HiveID != "" && !config.ValidAlias(op.HiveID) {
-		return nil, wire.BadRequest("hive_id %.64q is not a hive id", op.HiveID)
+	if op.HiveID != "" {
+		if err := wire.CheckHiveID(op.HiveID); err != nil {
+			return nil, wire.BadRequest("hive_id: %v", err)
+		}
 	}
 	switch op.Operation {
 	case wire.OpInfer:
@@ -51,8 +47,8 @@ func (h *Hive) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 	case wire.OpWorkerList:
 		return h.runWorkerList, nil
 	case wire.OpWorkerGet, wire.OpWorkerStop, wire.OpWorkerDelete:
-		if !workerIDRE.MatchString(op.WorkerID) {
-			return nil, wire.BadRequest("%s needs a worker_id of letters, digits, '.', '_' and '-', got %.64q", op.Operation, op.WorkerID)
+		if err := wire.CheckWorkerID(op.WorkerID); err != nil {
+			return nil, wire.BadRequest("%s needs a worker_id: %v", op.Operation, err)
 		}
 		return func(j *jobs.Job) error { return h.runWorker(j, op.Operation, op.WorkerID) }, nil
 

@@ -6,16 +6,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rbee/rbee/internal/hf"
 	"github.com/rbee/rbee/internal/hf/hubtest"
-	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -56,23 +56,8 @@ func startHubHive(t *testing.T) *hubHive {
 	}
 	cfg, ln, dir := testConfig(t)
 	cfg.HF = client
-	hv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	th := &testHive{
-		url:    "http://" + ln.Addr().String(),
-		dir:    dir,
-		models: filepath.Join(dir, "user-models"),
-		cfg:    cfg,
-		client: &jobs.Client{BaseURL: "http://" + ln.Addr().String()},
-		cancel: cancel,
-		done:   make(chan error, 1),
-	}
-	go func() { th.done <- hv.serve(ctx, ln) }()
-	t.Cleanup(func() { th.stop(t) })
-	return &hubHive{testHive: th, hive: hv, hub: hub}
+	sh := serveHive(t, cfg, ln, dir)
+	return &hubHive{testHive: sh.testHive, hive: sh.hive, hub: hub}
 }
 
 func downloadOp(model string) wire.Operation {
@@ -286,14 +271,10 @@ func TestHFDownloadConcurrency(t *testing.T) {
 		t.Fatal(err)
 	}
 	partial := filepath.Join(h.cfg.DataDir, "models", "hf", "ggml-org", "models", storiesFile+".partial")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if st, err := os.Stat(partial); err == nil && st.Size() == half {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first half did not arrive")
-		}
-	}
+	testkit.WaitFor(t, "the first half to arrive", func() bool {
+		st, err := os.Stat(partial)
+		return err == nil && st.Size() == half
+	})
 	if err := h.client.Cancel(context.Background(), jc.JobID); err != nil {
 		t.Fatal(err)
 	}
@@ -313,15 +294,10 @@ func TestHFDownloadConcurrency(t *testing.T) {
 // for 0, until no transfer runs).
 func (h *hubHive) waitWaiters(t *testing.T, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	testkit.WaitFor(t, fmt.Sprintf("%d jobs waiting for the transfer", n), func() bool {
 		tr := h.hive.hub.dl.Transfers()
-		if n == 0 && len(tr) == 0 || len(tr) == 1 && tr[0].Waiters == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transfers %+v, want %d waiters", tr, n)
-		}
-	}
+		return n == 0 && len(tr) == 0 || len(tr) == 1 && tr[0].Waiters == n
+	})
 }
 
 // A file imported under the id an hf: reference maps to is neither taken

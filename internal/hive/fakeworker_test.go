@@ -16,6 +16,7 @@ import (
 
 	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/sse"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 	// A race-enabled child sleeps a second at exit by default; every stop
 	// would wait for it.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
-	os.Exit(m.Run())
+	os.Exit(testkit.CheckLeaks(m))
 }
 
 // Model ids (file names) that make the fake worker misbehave.

@@ -6,8 +6,6 @@ package hive
 
 import (
 	"context"
-	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,9 +31,8 @@ const Actor = "rbee-hive"
 const WorkerBinaryName = "llm-worker-rbee"
 
 // Config configures a hive. Zero fields take the documented defaults.
+// Where it listens is not here: Serve takes a listener.
 type Config struct {
-	Host     string // address to listen on; 127.0.0.1
-	Port     int    // port to listen on; 0 picks a free one (see OnListen). rbee-hive's default is 7835.
 	HiveID   string // this hive's id, passed to its workers; "localhost"
 	QueenURL string // where workers send heartbeats; empty: nowhere
 	// WorkerHost is the address workers listen on and advertise to the
@@ -48,7 +44,7 @@ type Config struct {
 	// this executable, else the one on $PATH.
 	WorkerBinary string
 	// Token, when set, is required as "Authorization: Bearer" on every
-	// endpoint but GET /health. A non-loopback Host needs one.
+	// endpoint but GET /health. A non-loopback listener needs one.
 	Token   string
 	DataDir string // catalog under DataDir/models; config.DataDir()
 	LogDir  string // worker logs; config.LogDir()
@@ -57,11 +53,7 @@ type Config struct {
 	// HF_ENDPOINT and HF_TOKEN name.
 	HF *hf.Client
 
-	// Listener, when set, is served instead of listening on Host:Port.
-	Listener net.Listener
-	// OnListen is called with the address once the hive serves it.
-	OnListen func(addr net.Addr)
-	Logger   *slog.Logger
+	Logger *slog.Logger
 
 	StopGrace     time.Duration // SIGTERM to SIGKILL when stopping a worker; 10 s
 	ListenTimeout time.Duration // for a new worker's "listening" line; 30 s
@@ -69,9 +61,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if c.Host == "" {
-		c.Host = "127.0.0.1"
-	}
 	if c.HiveID == "" {
 		c.HiveID = "localhost"
 	}
@@ -103,12 +92,10 @@ func (c *Config) setDefaults() error {
 	} else if err := os.MkdirAll(c.LogDir, 0o700); err != nil {
 		return err
 	}
-	switch {
-	case !config.ValidAlias(c.HiveID):
-		return fmt.Errorf("hive id %q must be 1 to 63 letters, digits, '.', '_' or '-'", c.HiveID)
-	case c.Port < 0 || c.Port > 65535:
-		return fmt.Errorf("port %d is out of range", c.Port)
-	case !config.ValidHostName(c.WorkerHost):
+	if err := wire.CheckHiveID(c.HiveID); err != nil {
+		return err
+	}
+	if !config.ValidHostName(c.WorkerHost) {
 		return fmt.Errorf("worker host %q is not a host name or address", c.WorkerHost)
 	}
 	if err := httpapi.CheckBind(c.WorkerHost, os.Getenv("RBEE_WORKER_TOKEN") != ""); err != nil {
@@ -153,10 +140,10 @@ type Hive struct {
 	workerToken string
 
 	shutdownMu sync.Mutex
-	shutdown   context.CancelFunc // set by Run
+	shutdown   context.CancelFunc // set by Serve
 }
 
-// New builds a hive: it opens the catalog. Run serves it.
+// New builds a hive: it opens the catalog. Serve serves it.
 func New(cfg Config) (*Hive, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -184,36 +171,42 @@ func New(cfg Config) (*Hive, error) {
 	return h, nil
 }
 
-// Run serves the hive until ctx ends or POST /v1/shutdown, then stops
-// every worker and returns. Stopping is no error.
-func Run(ctx context.Context, cfg Config) error {
-	ln := cfg.Listener
-	if ln == nil {
-		host := cfg.Host
-		if host == "" {
-			host = "127.0.0.1"
-		}
-		if err := httpapi.CheckBind(host, cfg.Token != ""); err != nil {
-			return fmt.Errorf("%w (set RBEE_HIVE_TOKEN)", err)
-		}
-		if cfg.Port < 0 || cfg.Port > 65535 {
-			return fmt.Errorf("port %d is out of range", cfg.Port)
-		}
-		var err error
-		if ln, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.Port))); err != nil {
-			return err
-		}
-		cfg.Listener = ln
-	} else if err := httpapi.CheckBind(listenHost(ln), cfg.Token != ""); err != nil {
+// Serve serves the hive on ln until ctx ends or POST /v1/shutdown, then
+// stops in httpapi.Daemon's order: its jobs end (a spawn still loading
+// stops its worker and says why), the listener closes, then every worker
+// is stopped. A listener on anything but loopback needs the Token. A hive
+// serves once; stopping is no error.
+func (h *Hive) Serve(ctx context.Context, ln net.Listener) error {
+	defer h.cat.Close()
+	host := listenHost(ln)
+	if err := httpapi.CheckBind(host, h.cfg.Token != ""); err != nil {
 		ln.Close()
-		return err
+		_ = h.reg.Close() // no job ever ran
+		return fmt.Errorf("%w (set RBEE_HIVE_TOKEN)", err)
 	}
-	h, err := New(cfg)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	return h.serve(ctx, ln)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h.shutdownMu.Lock()
+	h.shutdown = cancel
+	h.shutdownMu.Unlock()
+
+	h.log.Info("rbee-hive listening", "addr", "http://"+ln.Addr().String(), "data_dir", h.cfg.DataDir,
+		"queen_url", h.cfg.QueenURL, "auth", h.cfg.Token != "")
+	err := httpapi.Daemon{
+		Handler: h.Handler(httpapi.IsLoopback(host)),
+		EndStreams: func() {
+			h.log.Info("rbee-hive stopping")
+			if err := h.reg.Close(); err != nil {
+				h.log.Warn("jobs did not stop in time", "err", err)
+			}
+		},
+		StopChildren: func() error {
+			h.stopAll()
+			return nil
+		},
+	}.Serve(ctx, ln)
+	h.log.Info("rbee-hive stopped")
+	return err
 }
 
 func listenHost(ln net.Listener) string {
@@ -222,49 +215,6 @@ func listenHost(ln net.Listener) string {
 		return ln.Addr().String()
 	}
 	return host
-}
-
-func (h *Hive) serve(ctx context.Context, ln net.Listener) error {
-	defer h.cat.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	h.shutdownMu.Lock()
-	h.shutdown = cancel
-	h.shutdownMu.Unlock()
-
-	srv := httpapi.NewServer(h.Handler(httpapi.IsLoopback(listenHost(ln))))
-	// The server outlives ctx: jobs still stream their last events while
-	// the workers stop.
-	srvCtx, stopServer := context.WithCancel(context.Background())
-	defer stopServer()
-	served := make(chan error, 1)
-	go func() { served <- httpapi.Serve(srvCtx, srv, ln, 5*time.Second) }()
-	h.log.Info("rbee-hive listening", "addr", "http://"+ln.Addr().String(), "data_dir", h.cfg.DataDir,
-		"queen_url", h.cfg.QueenURL, "auth", h.cfg.Token != "")
-	if h.cfg.OnListen != nil {
-		h.cfg.OnListen(ln.Addr())
-	}
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-served:
-		served = nil
-	}
-	h.log.Info("rbee-hive stopping: stopping all workers")
-	if err := h.reg.Close(); err != nil {
-		h.log.Warn("jobs did not stop in time", "err", err)
-	}
-	h.stopAll()
-	stopServer()
-	if served != nil {
-		serveErr = <-served
-	}
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
-	}
-	h.log.Info("rbee-hive stopped")
-	return nil
 }
 
 // Shutdown asks a running hive to stop, as POST /v1/shutdown does.
@@ -310,19 +260,16 @@ func (h *Hive) Handler(loopback bool) http.Handler {
 // authorize requires the token, when there is one, on everything but
 // GET /health, which only says the hive is alive.
 func (h *Hive) authorize(next http.Handler) http.Handler {
-	if h.cfg.Token == "" {
-		return next
+	gate := &httpapi.Gate{
+		Token: h.cfg.Token,
+		Hint:  "rbee-hive takes its token from RBEE_HIVE_TOKEN; the queen sends the one in hive-tokens/ALIAS of its config directory.",
 	}
-	want := []byte("Bearer " + h.cfg.Token)
+	guarded := gate.Wrap(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && r.URL.Path == "/health" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			httpapi.WriteError(w, r, wire.Errorf(wire.CodeUnauthorized, "a valid bearer token is required"))
-			return
-		}
-		next.ServeHTTP(w, r)
+		guarded.ServeHTTP(w, r)
 	})
 }

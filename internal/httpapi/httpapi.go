@@ -63,6 +63,8 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 			return wire.Errorf(wire.CodeTooLarge, "request body is larger than %d bytes", tooBig.Limit)
 		case errors.Is(err, io.EOF):
 			return wire.BadRequest("request body is empty")
+		case IsTimeout(err):
+			return wire.Errorf(wire.CodeRequestTimeout, "the request body did not arrive in time")
 		default:
 			return wire.BadRequest("malformed JSON: %v", err)
 		}
@@ -71,6 +73,9 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return wire.Errorf(wire.CodeTooLarge, "request body is larger than %d bytes", tooBig.Limit)
+		}
+		if IsTimeout(err) {
+			return wire.Errorf(wire.CodeRequestTimeout, "the request body did not arrive in time")
 		}
 		return wire.BadRequest("malformed JSON: trailing data after the object")
 	}

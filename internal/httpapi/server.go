@@ -60,7 +60,8 @@ func NewServer(h http.Handler) *http.Server {
 }
 
 // Daemon is the one shape in which every rbee daemon (queen, hive, worker)
-// serves and stops. Every request passes SameOriginWrites first. Serve runs until its context ends, then shuts down in
+// serves and stops. Every request passes BoundBodies and SameOriginWrites
+// first. Serve runs until its context ends, then shuts down in
 // one order:
 //
 //  1. EndStreams: every open stream gets its terminal event and [DONE]
@@ -72,9 +73,10 @@ func NewServer(h http.Handler) *http.Server {
 //     stopped, once nothing can ask for new ones.
 type Daemon struct {
 	Handler      http.Handler
-	EndStreams   func()       // nil: nothing to end
-	StopChildren func() error // nil: no children
-	Grace        time.Duration
+	EndStreams   func()        // nil: nothing to end
+	StopChildren func() error  // nil: no children
+	Grace        time.Duration // for open requests once the listener closed; 5 s
+	BodyTimeout  time.Duration // BodyTimeout when zero
 }
 
 // Serve serves d on ln until ctx ends or serving fails, then shuts down in
@@ -83,7 +85,10 @@ func (d Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	if d.Grace <= 0 {
 		d.Grace = 5 * time.Second
 	}
-	srv := NewServer(SameOriginWrites(d.Handler))
+	if d.BodyTimeout <= 0 {
+		d.BodyTimeout = BodyTimeout
+	}
+	srv := NewServer(BoundBodies(d.BodyTimeout, SameOriginWrites(d.Handler)))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var serveErr error

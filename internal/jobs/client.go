@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/sse"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -49,9 +50,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 	if err != nil {
 		return nil, err
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
+	httpapi.SetBearer(req, c.Token)
 	return req, nil
 }
 
@@ -230,6 +229,12 @@ func (c *Client) Get(ctx context.Context, path string, v any) error {
 // is a *wire.Error.
 func (c *Client) Post(ctx context.Context, path string, in, out any) error {
 	return c.call(ctx, http.MethodPost, path, in, out)
+}
+
+// Delete DELETEs path (a worker's inference job, say), dropping the
+// answer's body. A non-2xx answer is a *wire.Error.
+func (c *Client) Delete(ctx context.Context, path string) error {
+	return c.call(ctx, http.MethodDelete, path, nil, nil)
 }
 
 // Heartbeat reports a worker to a queen.

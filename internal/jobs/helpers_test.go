@@ -7,10 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -109,25 +110,11 @@ func (s *rawStream) line(t *testing.T) string {
 	return strings.TrimSuffix(l, "\n")
 }
 
-// waitFor polls cond; tests wait for real state, never for fixed sleeps.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { os.Exit(testkit.CheckLeaks(m)) }
 
-func waitFinished(t *testing.T, j *Job, within time.Duration) {
+func waitFinished(t *testing.T, j *Job) {
 	t.Helper()
-	select {
-	case <-j.Finished():
-	case <-time.After(within):
-		t.Fatalf("job %s did not finish within %s", j.ID(), within)
-	}
+	testkit.Receive(t, "job "+j.ID()+" to finish", j.Finished())
 }
 
 func asRemote(t *testing.T, err error) *wire.Error {

@@ -28,7 +28,7 @@ func (r *Registry) Mount(mux *http.ServeMux, dispatch Dispatch) {
 	mux.Handle("POST /v1/jobs", httpapi.Handler(func(w http.ResponseWriter, req *http.Request) error {
 		return r.serveCreate(w, req, dispatch)
 	}))
-	mux.Handle("GET /v1/jobs/{id}/stream", httpapi.Handler(r.serveStream))
+	mux.Handle("GET /v1/jobs/{id}/stream", httpapi.Handler(r.ServeStream))
 	mux.Handle("DELETE /v1/jobs/{id}", httpapi.Handler(r.serveCancel))
 }
 
@@ -70,7 +70,13 @@ func (r *Registry) serveCancel(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
-func (r *Registry) serveStream(w http.ResponseWriter, req *http.Request) error {
+// ServeStream serves the event stream of the job that the request's {id}
+// path value names, from its first kept event to [DONE]: the one stream
+// loop of every daemon (the job protocol's GET /v1/jobs/{id}/stream, the
+// worker's GET /v1/inference/{id}/stream). Events that piled up are written
+// with one flush; a reader that stalls a write past WriteTimeout is dropped,
+// and one that fell behind the job's buffer gets a slow_reader error.
+func (r *Registry) ServeStream(w http.ResponseWriter, req *http.Request) error {
 	id := req.PathValue("id")
 	j, ok := r.Get(id)
 	if !ok {

@@ -53,6 +53,7 @@ type Job struct {
 	subs      int
 	attached  bool // at least one subscriber ever attached
 	unwatched bool // cancel once nobody watches
+	quiet     bool // CreateOptions.QuietCancel
 	timer     *time.Timer
 }
 
@@ -163,10 +164,12 @@ func (j *Job) fail(code, message string) {
 
 // cancelWith ends the stream with a cancelled error event at once, rather
 // than when the run function gets round to returning, so the client learns
-// promptly; then it cancels the context. On a sealed stream only the
-// context is cancelled.
+// promptly; then it cancels the context. On a sealed stream, or a quiet
+// job's, only the context is cancelled.
 func (j *Job) cancelWith(cause error) {
-	j.fail(wire.CodeCancelled, cause.Error())
+	if !j.quiet {
+		j.fail(wire.CodeCancelled, cause.Error())
+	}
 	j.cancel(cause)
 }
 

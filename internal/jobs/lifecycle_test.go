@@ -50,7 +50,7 @@ func TestCloseCancelsRunningJobs(t *testing.T) {
 	if err := reg.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFinished(t, j, time.Second)
+	waitFinished(t, j)
 	if !errors.Is(context.Cause(j.Context()), ErrShutdown) {
 		t.Fatalf("cause %v", context.Cause(j.Context()))
 	}
@@ -84,5 +84,32 @@ func TestDispatchErrorWithoutStatus(t *testing.T) {
 	rec := newRecorder(`{"operation":"status"}`, mux)
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "no status") {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}
+
+// A quiet job's cancellation is only its context's: the run function ends
+// the stream (the worker's end event), and nothing is logged in its place.
+func TestQuietCancel(t *testing.T) {
+	reg := NewRegistry(Options{IDPrefix: "inf-"})
+	defer reg.Close()
+	j, err := reg.Create(wire.Operation{Operation: wire.OpInfer}, func(j *Job) error {
+		<-j.Context().Done()
+		j.Emit(wire.NewEnd(wire.StopCancelled, 1, 0, wire.Timings{}))
+		return nil
+	}, CreateOptions{QuietCancel: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(j.ID(), "inf-") {
+		t.Fatalf("id %q", j.ID())
+	}
+	reg.Cancel(j.ID())
+	waitFinished(t, j)
+	if !errors.Is(context.Cause(j.Context()), ErrCancelled) {
+		t.Fatalf("cause %v", context.Cause(j.Context()))
+	}
+	evs, _, _, done, _ := j.read(0, nil, 10)
+	if !done || len(evs) != 1 || evs[0].typ != wire.TypeEnd {
+		t.Fatalf("events %q done %v", evs, done)
 	}
 }

@@ -2,7 +2,9 @@
 // protocol"): a Registry that runs operations as jobs and serves their event
 // streams over HTTP, and a Client that submits operations and reads those
 // streams. The queen uses both: the server for the keeper, the client for
-// the hives.
+// the hives. The Registry is also the worker's store of inference jobs (its
+// ServeStream is the one SSE stream loop of rbee), and the Client the
+// transport of the worker's client (internal/workerclient).
 package jobs
 
 import (
@@ -31,6 +33,7 @@ type Options struct {
 	AttachTimeout time.Duration // how long a CancelWhenUnwatched job waits for a first subscriber; 30 s
 	CloseTimeout  time.Duration // how long Close waits for run functions to return; 10 s
 	Logger        *slog.Logger  // slog.Default()
+	IDPrefix      string        // job ids are this and 32 hex digits; "job-"
 }
 
 func (o *Options) setDefaults() {
@@ -64,6 +67,9 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.IDPrefix == "" {
+		o.IDPrefix = "job-"
+	}
 }
 
 // CreateOptions are per-job options of Create.
@@ -71,6 +77,12 @@ type CreateOptions struct {
 	// CancelWhenUnwatched cancels the job when its last subscriber goes
 	// away, or when nobody subscribes within Options.AttachTimeout.
 	CancelWhenUnwatched bool
+	// QuietCancel leaves the end of a cancelled stream to the run function:
+	// cancelling (DELETE, shutdown, nobody watching) only cancels the job's
+	// context, instead of ending the stream at once with an error event of
+	// code cancelled. The worker uses it, whose cancelled generation ends
+	// with an end event (stop_reason cancelled) within one token.
+	QuietCancel bool
 }
 
 // Registry runs jobs and keeps their events for subscribers.
@@ -108,7 +120,7 @@ func NewRegistry(opt Options) *Registry {
 }
 
 // Create registers a job for op and starts run in its own goroutine. It fails
-// with a 503 *httpapi.Error when the registry is closed or full of running
+// with a 503 *wire.Error when the registry is closed or full of running
 // jobs.
 func (r *Registry) Create(op wire.Operation, run RunFunc, opts ...CreateOptions) (*Job, error) {
 	var co CreateOptions
@@ -125,6 +137,7 @@ func (r *Registry) Create(op wire.Operation, run RunFunc, opts ...CreateOptions)
 		finished: make(chan struct{}),
 		log:      newEventLog(r.opt.BufferEvents, r.opt.BufferBytes),
 		notify:   make(chan struct{}),
+		quiet:    co.QuietCancel,
 	}
 
 	r.mu.Lock()
@@ -145,7 +158,7 @@ func (r *Registry) Create(op wire.Operation, run RunFunc, opts ...CreateOptions)
 		return nil, e
 	}
 	for j.id == "" || r.jobs[j.id] != nil {
-		j.id = newJobID()
+		j.id = newJobID(r.opt.IDPrefix)
 	}
 	r.jobs[j.id] = j
 	r.wg.Add(1) // under mu, so Close's Wait cannot miss it
@@ -274,8 +287,8 @@ func (r *Registry) forgetOldestLocked() {
 	delete(r.jobs, j.id)
 }
 
-func newJobID() string {
+func newJobID(prefix string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails since Go 1.24
-	return "job-" + hex.EncodeToString(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -205,7 +206,7 @@ func TestCancelEndsWithOneCancelledEvent(t *testing.T) {
 		strings.Contains(body, `"type":"end"`) || !strings.HasSuffix(body, "data: [DONE]\n\n") {
 		t.Fatalf("stream:\n%s", body)
 	}
-	waitFinished(t, j, 5*time.Second)
+	waitFinished(t, j)
 	if !errors.Is(context.Cause(j.Context()), ErrCancelled) {
 		t.Fatalf("cause %v", context.Cause(j.Context()))
 	}
@@ -230,7 +231,7 @@ func TestLateSubscriberReplaysEverything(t *testing.T) {
 		},
 	})
 	id := e.submit(t, "gen")
-	waitFinished(t, e.job(t, id), 5*time.Second)
+	waitFinished(t, e.job(t, id))
 	evs, term, err := e.collect(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +297,7 @@ func TestRetainForgetsFinishedJobs(t *testing.T) {
 	for range 5 {
 		ids = append(ids, e.submit(t, wire.OpStatus))
 	}
-	waitFor(t, "finished jobs to be forgotten", 5*time.Second, func() bool { return e.reg.Len() == 0 })
+	testkit.WaitFor(t, "finished jobs to be forgotten", func() bool { return e.reg.Len() == 0 })
 	_, _, err := e.collect(context.Background(), ids[0])
 	if re := asRemote(t, err); re.Status != http.StatusNotFound {
 		t.Fatalf("forgotten job: %+v", re)
@@ -322,11 +323,11 @@ func TestMaxJobs(t *testing.T) {
 		t.Fatalf("full registry answered %d %q (Retry-After %q), %d jobs", resp.StatusCode, body, resp.Header.Get("Retry-After"), e.reg.Len())
 	}
 	close(release)
-	waitFinished(t, e.job(t, a), 5*time.Second)
+	waitFinished(t, e.job(t, a))
 	// Finished jobs make room, oldest first.
 	for range 10 {
 		id := e.submit(t, "quick")
-		waitFinished(t, e.job(t, id), 5*time.Second)
+		waitFinished(t, e.job(t, id))
 		if n := e.reg.Len(); n > 2 {
 			t.Fatalf("%d jobs kept", n)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/sse"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -23,7 +24,7 @@ import (
 func bigTokens(n, size, want int) RunFunc {
 	piece := strings.Repeat("x", size)
 	return func(j *Job) error {
-		for j.subscribers() < want {
+		for j.subscribers() < want && j.Context().Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
 		for i := range n {
@@ -34,26 +35,33 @@ func bigTokens(n, size, want int) RunFunc {
 	}
 }
 
-// A subscriber that never reads must neither block the job nor the other
-// subscribers; its write deadline drops it.
-func TestStalledReaderDoesNotBlockJob(t *testing.T) {
-	const n, size = 4000, 2048 // 8 MiB: more than loopback socket buffers hold
-	e := newEnv(t, Options{BufferEvents: 2 * n, BufferBytes: 4 * n * size, WriteTimeout: 2 * time.Second}, nil)
-	j, err := e.reg.Create(wire.Operation{Operation: "infer"}, bigTokens(n, size, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-
+// stall opens a stream of job id over a raw connection that never reads
+// and waits until the job counts it as a subscriber.
+func stall(t *testing.T, e *testEnv, j *Job) net.Conn {
+	t.Helper()
 	u, _ := url.Parse(e.srv.URL)
 	conn, err := net.Dial("tcp", u.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "GET /v1/jobs/%s/stream HTTP/1.1\r\nHost: %s\r\n\r\n", j.ID(), u.Host)
-	waitFor(t, "the stalled subscriber to attach", 5*time.Second, func() bool { return j.subscribers() == 1 })
+	testkit.WaitFor(t, "the stalled subscriber to attach", func() bool { return j.subscribers() == 1 })
+	return conn
+}
 
-	start := time.Now()
+// A subscriber that never reads must neither block the job nor the other
+// subscribers. Its write deadline is far away, so the proof is that both
+// are done while it is still attached, stuck in its write.
+func TestStalledReaderDoesNotBlockJob(t *testing.T) {
+	const n, size = 4000, 2048 // 8 MiB: more than loopback socket buffers hold
+	e := newEnv(t, Options{BufferEvents: 2 * n, BufferBytes: 4 * n * size, WriteTimeout: testkit.Patience}, nil)
+	j, err := e.reg.Create(wire.Operation{Operation: "infer"}, bigTokens(n, size, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := stall(t, e, j)
+
 	evs, term, err := e.collect(context.Background(), j.ID())
 	if err != nil {
 		t.Fatal(err)
@@ -61,14 +69,29 @@ func TestStalledReaderDoesNotBlockJob(t *testing.T) {
 	if len(evs) != n+1 || term.Type != wire.TypeEnd {
 		t.Fatalf("fast subscriber got %d events, terminal %+v", len(evs), term)
 	}
-	waitFinished(t, j, 5*time.Second)
-	if d := time.Since(start); d >= 2*time.Second {
-		t.Fatalf("job and fast subscriber took %s: they waited for the stalled reader", d)
+	waitFinished(t, j)
+	if s := j.subscribers(); s != 1 {
+		t.Fatalf("%d subscribers once the job is done; want the stalled one still attached", s)
 	}
-	waitFor(t, "the stalled subscriber to be dropped", 10*time.Second, func() bool { return j.subscribers() == 0 })
+	conn.Close() // its write fails now, and it goes
+	testkit.WaitFor(t, "the stalled subscriber to go", func() bool { return j.subscribers() == 0 })
+}
+
+// A subscriber whose write stalls past WriteTimeout is dropped, short of
+// the stream's end.
+func TestStalledReaderIsDropped(t *testing.T) {
+	const n, size = 4000, 2048
+	e := newEnv(t, Options{BufferEvents: 2 * n, BufferBytes: 4 * n * size, WriteTimeout: 100 * time.Millisecond}, nil)
+	j, err := e.reg.Create(wire.Operation{Operation: "infer"}, bigTokens(n, size, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := stall(t, e, j)
+	waitFinished(t, j)
+	testkit.WaitFor(t, "the stalled subscriber to be dropped", func() bool { return j.subscribers() == 0 })
 
 	// What the stalled reader got stops short of the end.
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(testkit.Patience))
 	raw, _ := io.ReadAll(conn) // a reset connection is fine too
 	if strings.Contains(string(raw), sse.Done) {
 		t.Fatalf("the stalled reader got the whole stream (%d bytes)", len(raw))
@@ -90,7 +113,7 @@ func TestSlowReaderIsCutOff(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	// Read nothing until the job is done: the publisher must not wait.
-	waitFinished(t, j, 10*time.Second)
+	waitFinished(t, j)
 
 	rd := sse.NewReader(resp.Body)
 	next := 0
@@ -153,14 +176,14 @@ func TestCancelWhenUnwatched(t *testing.T) {
 		t.Fatalf("stream: %v", err)
 	}
 	j := e.job(t, id)
-	waitFinished(t, j, 5*time.Second)
+	waitFinished(t, j)
 	if !errors.Is(context.Cause(j.Context()), ErrUnwatched) {
 		t.Fatalf("cause %v", context.Cause(j.Context()))
 	}
 
 	// Nobody attaching at all stops it too.
 	j = e.job(t, e.submit(t, wire.OpInfer))
-	waitFinished(t, j, 5*time.Second)
+	waitFinished(t, j)
 	if !errors.Is(context.Cause(j.Context()), ErrUnwatched) {
 		t.Fatalf("unattached: cause %v", context.Cause(j.Context()))
 	}
@@ -170,7 +193,7 @@ func TestCancelWhenUnwatched(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	_, _ = e.client.Stream(ctx, id, func(wire.Event) error { cancel(); return nil })
 	j = e.job(t, id)
-	waitFinished(t, j, 5*time.Second)
+	waitFinished(t, j)
 	_, term, err := e.collect(context.Background(), id)
 	if err != nil || string(term.Data) != `"installed"` {
 		t.Fatalf("hive_install after detach: %+v %v", term, err)
@@ -187,7 +210,7 @@ func TestCreateOptionCancelWhenUnwatched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFinished(t, j, 5*time.Second)
+	waitFinished(t, j)
 	if !errors.Is(context.Cause(j.Context()), ErrUnwatched) {
 		t.Fatalf("cause %v", context.Cause(j.Context()))
 	}
@@ -285,7 +308,7 @@ func TestClientRunCancelsRemoteJob(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	j := <-jobs
-	waitFinished(t, j, 5*time.Second)
+	waitFinished(t, j)
 	if !errors.Is(context.Cause(j.Context()), ErrCancelled) {
 		t.Fatalf("cause %v", context.Cause(j.Context()))
 	}
@@ -313,7 +336,7 @@ func TestClientRunRelaysEveryEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFinished(t, qj, 5*time.Second)
+	waitFinished(t, qj)
 	evs, _, _, done, _ := qj.read(0, nil, 10)
 	var got []string
 	for _, ev := range evs {
@@ -345,7 +368,7 @@ func TestGoroutinesReturnToBaseline(t *testing.T) {
 			defer close(done)
 			_, _, _ = e.collect(context.Background(), id)
 		}()
-		waitFor(t, "subscriber", 5*time.Second, func() bool { return e.job(t, id).subscribers() == 1 })
+		testkit.WaitFor(t, "subscriber", func() bool { return e.job(t, id).subscribers() == 1 })
 		if err := e.reg.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -354,15 +377,10 @@ func TestGoroutinesReturnToBaseline(t *testing.T) {
 		e.srv.Close()
 		e.srv.Client().CloseIdleConnections()
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for numGoroutines() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines, baseline %d:\n%s", numGoroutines(), base, buf[:runtime.Stack(buf, true)])
-		}
+	testkit.WaitFor(t, "goroutines to return to their baseline", func() bool {
 		http.DefaultClient.CloseIdleConnections()
-		time.Sleep(5 * time.Millisecond)
-	}
+		return numGoroutines() <= base
+	})
 }
 
 func numGoroutines() int { return runtime.NumGoroutine() }

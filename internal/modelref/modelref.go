@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rbee/rbee/internal/wire"
 )
 
 // Kind says what a reference names.
@@ -41,7 +43,6 @@ func (k Kind) String() string {
 
 // Limits on references.
 const (
-	MaxIDLen   = 128
 	MaxPathLen = 4096
 	// maxHFName bounds a Hugging Face owner or repository name (HF's own
 	// limit is 96).
@@ -81,41 +82,13 @@ func (r Ref) String() string {
 	return r.ID
 }
 
-var (
-	idRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	hfNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-)
-
-// ValidID reports whether s is a catalog id: 1 to 128 characters of
-// [A-Za-z0-9._-], starting with a letter or digit, without "..", and not
-// ending in a dot (which some filesystems drop, so two ids could name one
-// file).
-func ValidID(s string) bool {
-	return idRE.MatchString(s) && !strings.Contains(s, "..") && !strings.HasSuffix(s, ".")
-}
-
-// IDError explains why s is not a catalog id, or returns nil.
-func IDError(s string) error {
-	switch {
-	case s == "":
-		return errors.New("model id is empty")
-	case len(s) > MaxIDLen:
-		return fmt.Errorf("model id is %d bytes long; the limit is %d", len(s), MaxIDLen)
-	case strings.Contains(s, ".."):
-		return fmt.Errorf("model id %.64q contains \"..\"", s)
-	case strings.HasSuffix(s, "."):
-		return fmt.Errorf("model id %.64q ends with a dot", s)
-	case !idRE.MatchString(s):
-		return fmt.Errorf("model id %.64q may only hold letters, digits, '.', '_' and '-', starting with a letter or digit", s)
-	}
-	return nil
-}
+var hfNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Parse parses a model reference:
 //   - hf:owner/repo or hf:owner/repo:file.gguf names a Hugging Face model;
 //   - a string that is absolute, starts with ./, ../ or ~/, or ends in
 //     .gguf is a path to a model file;
-//   - anything else must be a catalog id (see ValidID).
+//   - anything else must be a catalog id (see wire.CheckModelID).
 func Parse(s string) (Ref, error) {
 	if err := checkText(s); err != nil {
 		return Ref{}, err
@@ -126,7 +99,7 @@ func Parse(s string) (Ref, error) {
 	case isPath(s):
 		return parsePath(s)
 	}
-	if err := IDError(s); err != nil {
+	if err := wire.CheckModelID(s); err != nil {
 		return Ref{}, fmt.Errorf("%w (a model is a catalog id, a path to a .gguf file, or hf:owner/repo[:file.gguf])", err)
 	}
 	return Ref{Kind: KindID, ID: s}, nil
@@ -232,7 +205,7 @@ func checkHFFile(f string) error {
 // sanitizeID maps s into the id alphabet: other characters become '-',
 // runs of dots collapse to one, leading characters that are not letters or
 // digits and trailing dots are dropped. An id that would be longer than
-// MaxIDLen is cut and given a hash of s, so different long names stay
+// wire.MaxModelID is cut and given a hash of s, so different long names stay
 // different ids. It returns "" when nothing usable is left.
 func sanitizeID(s string) string {
 	var b strings.Builder
@@ -250,11 +223,11 @@ func sanitizeID(s string) string {
 	}
 	id := strings.TrimLeftFunc(b.String(), func(c rune) bool { return !isAlnum(c) })
 	id = strings.TrimRight(id, ".")
-	if len(id) > MaxIDLen {
+	if len(id) > wire.MaxModelID {
 		sum := sha256.Sum256([]byte(s))
-		id = strings.TrimRight(id[:MaxIDLen-9], ".") + "-" + hex.EncodeToString(sum[:4])
+		id = strings.TrimRight(id[:wire.MaxModelID-9], ".") + "-" + hex.EncodeToString(sum[:4])
 	}
-	if !ValidID(id) {
+	if wire.CheckModelID(id) != nil {
 		return ""
 	}
 	return id

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rbee/rbee/internal/wire"
 )
 
 func TestParseGood(t *testing.T) {
@@ -49,8 +51,8 @@ func TestParseGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.ID) != MaxIDLen {
-		t.Errorf("long file name: id %q is %d bytes, want %d", r.ID, len(r.ID), MaxIDLen)
+	if len(r.ID) != wire.MaxModelID {
+		t.Errorf("long file name: id %q is %d bytes, want %d", r.ID, len(r.ID), wire.MaxModelID)
 	}
 	other, _ := Parse("/m/" + strings.Repeat("a", 301) + ".gguf")
 	if other.ID == r.ID {
@@ -111,15 +113,17 @@ func TestParseHostile(t *testing.T) {
 	}
 }
 
-func TestValidID(t *testing.T) {
-	for _, id := range []string{"../../etc/passwd", "..%2f..", "a\x00", "C:x", "x/y", "", "x.", "..a"} {
-		if ValidID(id) || IDError(id) == nil {
-			t.Errorf("%q accepted as an id", id)
+// A reference that is not a path or hf: is a catalog id, checked by
+// wire.CheckModelID (whose own tests cover the alphabet).
+func TestIDRefs(t *testing.T) {
+	for _, id := range []string{"..%2f..", "a\x00", "C:x", "x/y", "x.", "..a"} {
+		if r, err := Parse(id); err == nil {
+			t.Errorf("%q accepted as %+v", id, r)
 		}
 	}
 	for _, id := range []string{"a", "a.b", "a-b_c.Q8_0"} {
-		if !ValidID(id) || IDError(id) != nil {
-			t.Errorf("%q rejected as an id: %v", id, IDError(id))
+		if r, err := Parse(id); err != nil || r.Kind != KindID || r.ID != id {
+			t.Errorf("%q: %+v %v", id, r, err)
 		}
 	}
 }
@@ -165,8 +169,8 @@ func TestStringRoundTrip(t *testing.T) {
 // element that stays inside the directory it is joined to.
 func checkSafeID(t *testing.T, in, id string) {
 	t.Helper()
-	if !ValidID(id) || !filepath.IsLocal(id) || strings.ContainsAny(id, `/\`) ||
-		filepath.Base(id) != id || len(id) > MaxIDLen || strings.Contains(id, "..") {
+	if wire.CheckModelID(id) != nil || !filepath.IsLocal(id) || strings.ContainsAny(id, `/\`) ||
+		filepath.Base(id) != id || len(id) > wire.MaxModelID || strings.Contains(id, "..") {
 		t.Fatalf("Parse(%q) gave the unsafe id %q", in, id)
 	}
 }

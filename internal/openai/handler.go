@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/apikeys"
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -147,6 +148,8 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return wire.Errorf(wire.CodeTooLarge, "the request body is larger than %d bytes", tooBig.Limit)
 	case errors.Is(err, io.EOF):
 		return wire.Errorf(wire.CodeInvalidJSON, "the request body is empty: send a JSON object")
+	case httpapi.IsTimeout(err):
+		return wire.Errorf(wire.CodeRequestTimeout, "the request body did not arrive in time")
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return badParam(typeErr.Field, "%s must be %s, not a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 	}

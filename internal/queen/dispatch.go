@@ -4,16 +4,11 @@ import (
 	"strings"
 
 	"github.com/rbee/rbee/internal/device"
-
-	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/modelref"
-	"github.com/rbee/rbee/internal/queen/workers"
+	"github.com/rbee/rbee/internal/queen/fleet"
 	"github.com/rbee/rbee/internal/wire"
 )
-
-// localAlias is the hive on this machine, always present in hives.conf.
-const localAlias = "localhost"
 
 var knownOps = []string{
 	wire.OpStatus, wire.OpInfer,
@@ -21,13 +16,6 @@ var knownOps = []string{
 	wire.OpHiveList, wire.OpHiveGet, wire.OpHiveStatus, wire.OpHiveRefreshCapabilities,
 	wire.OpWorkerSpawn, wire.OpWorkerStop, wire.OpWorkerGet, wire.OpWorkerDelete, wire.OpWorkerList,
 	wire.OpModelDownload, wire.OpModelList, wire.OpModelGet, wire.OpModelDelete,
-}
-
-// validDevice reports whether a worker may be asked to run on d: the
-// hive and the worker parse device names with the same package.
-func validDevice(d string) bool {
-	_, err := device.Parse(d)
-	return err == nil
 }
 
 // dispatch validates an operation and picks what runs it. Everything wrong
@@ -39,17 +27,17 @@ func (s *Server) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 	case wire.OpInfer:
 		return s.prepareInfer(op)
 	case wire.OpHiveList:
-		return s.runHiveList, nil
+		return s.fleet.ListHives, nil
 	case wire.OpHiveInstall, wire.OpHiveUninstall, wire.OpHiveStart, wire.OpHiveStop,
 		wire.OpHiveGet, wire.OpHiveStatus, wire.OpHiveRefreshCapabilities:
-		h, err := s.hive(op.Alias, "alias")
+		h, err := s.fleet.Find(op.Alias, "alias")
 		if err != nil {
 			return nil, err
 		}
-		if !h.IsLocal() && isLifecycle(op.Operation) {
-			return s.remoteHiveOp(op, h), nil
+		if !h.IsLocal() && fleet.IsLifecycle(op.Operation) {
+			return s.remote.Op(op, h), nil
 		}
-		return s.hiveOp(op.Operation, h), nil
+		return s.fleet.HiveOp(op.Operation, h), nil
 	case wire.OpWorkerSpawn:
 		if err := checkModel(op.Model); err != nil {
 			return nil, err
@@ -59,8 +47,8 @@ func (s *Server) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 		}
 		return s.forwardTo(op, op.HiveID)
 	case wire.OpWorkerGet, wire.OpWorkerStop, wire.OpWorkerDelete:
-		if err := workers.CheckName("worker_id", op.WorkerID); err != nil {
-			return nil, wire.BadRequest("%v", err)
+		if err := wire.CheckWorkerID(op.WorkerID); err != nil {
+			return nil, wire.BadRequest("worker_id: %v", err)
 		}
 		alias := op.HiveID
 		if alias == "" {
@@ -73,7 +61,7 @@ func (s *Server) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 		return s.forwardTo(op, alias)
 	case wire.OpWorkerList, wire.OpModelList:
 		if op.HiveID == "" {
-			return s.forwardAll(op), nil
+			return s.fleet.ForwardAll(op), nil
 		}
 		return s.forwardTo(op, op.HiveID)
 	case wire.OpModelDownload, wire.OpModelGet, wire.OpModelDelete:
@@ -88,45 +76,15 @@ func (s *Server) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 }
 
 func (s *Server) forwardTo(op wire.Operation, alias string) (jobs.RunFunc, error) {
-	h, err := s.hive(alias, "hive_id")
+	h, err := s.fleet.Find(alias, "hive_id")
 	if err != nil {
 		return nil, err
 	}
-	return s.forward(h, op), nil
+	return s.fleet.Forward(h, op), nil
 }
 
-// hive finds a configured hive; an empty alias is the local one.
-func (s *Server) hive(alias, field string) (config.Hive, error) {
-	if alias == "" {
-		alias = localAlias
-	}
-	if !config.ValidAlias(alias) {
-		return config.Hive{}, wire.BadRequest("%s %.64q is not a hive alias: use letters, digits, '.', '_' and '-'", field, alias)
-	}
-	hives, err := s.opt.Hives()
-	if err != nil {
-		return config.Hive{}, wire.Errorf(wire.CodeInternal, "reading the hive list: %v", err)
-	}
-	h, ok := config.FindHive(hives, alias)
-	if !ok {
-		// ~/.ssh/config names hosts too; its values get the same checks.
-		sh, found, err := s.opt.SSHConfigHive(alias)
-		if err != nil {
-			return config.Hive{}, wire.BadRequest("hive %s: %v", alias, err)
-		}
-		h, ok = sh, found
-	}
-	if !ok {
-		names := make([]string, len(hives))
-		for i, h := range hives {
-			names[i] = h.Alias
-		}
-		return config.Hive{}, wire.Errorf(wire.CodeBadRequest,
-			"unknown hive %q: the configured hives are %s; add a \"Host %s\" entry to hives.conf (or ~/.ssh/config)", alias, strings.Join(names, ", "), alias)
-	}
-	return h, nil
-}
-
+// checkModel checks a model reference: a catalog id, a path or an hf:
+// reference (modelref.Parse checks a catalog id with wire.CheckModelID).
 func checkModel(model string) error {
 	if model == "" {
 		return wire.BadRequest("model is required: a catalog id, a path to a .gguf file, or hf:owner/repo[:file.gguf]")
@@ -145,14 +103,4 @@ func modelNames(model string) []string {
 		return []string{model}
 	}
 	return []string{ref.ID, model}
-}
-
-// isLifecycle reports whether op installs, starts, stops or uninstalls a
-// hive: what takes SSH for a hive on another machine.
-func isLifecycle(op string) bool {
-	switch op {
-	case wire.OpHiveInstall, wire.OpHiveUninstall, wire.OpHiveStart, wire.OpHiveStop:
-		return true
-	}
-	return false
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
@@ -65,13 +64,9 @@ func TestForwardKeepsHiveErrorCode(t *testing.T) {
 
 func TestForwardUnreachableHive(t *testing.T) {
 	q := newQueen(t, []config.Hive{deadHive(t, "localhost")}, nil)
-	start := time.Now()
 	_, err := q.run(t, wire.Operation{Operation: wire.OpWorkerSpawn, Model: "alphabet"})
 	if errorCode(err) != wire.CodeHiveUnreachable || !strings.Contains(err.Error(), "rbee hive start -a localhost") {
 		t.Fatalf("got %v", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("slow")
 	}
 }
 

@@ -49,6 +49,7 @@ func newQueen(t *testing.T, hives []config.Hive, mutate func(*Options)) *testQue
 		},
 		HealthTimeout: 500 * time.Millisecond,
 		Loopback:      true,
+		HiveTokenDir:  t.TempDir(),
 	}
 	if mutate != nil {
 		mutate(&opt)
@@ -132,7 +133,11 @@ type fakeWorker struct {
 	gate chan struct{}
 	// streamErr, when set, ends each stream with this error event instead.
 	streamErr *wire.ErrorEvent
-	full      atomic.Bool // answer 429 queue_full
+	full      atomic.Bool  // answer 429 queue_full
+	refusals  atomic.Int32 // requests turned away while full
+
+	// auths records the Authorization header of every request.
+	auths []string
 
 	mu       sync.Mutex
 	requests []wire.InferenceRequest
@@ -156,6 +161,7 @@ func newFakeWorker(t *testing.T, id string, tokens ...string) *fakeWorker {
 			return err
 		}
 		if w.full.Load() {
+			w.refusals.Add(1)
 			return wire.Errorf(wire.CodeQueueFull, "queue full")
 		}
 		w.mu.Lock()
@@ -196,12 +202,23 @@ func newFakeWorker(t *testing.T, id string, tokens ...string) *fakeWorker {
 		w.deletes <- r.PathValue("id")
 		httpapi.WriteJSON(rw, http.StatusOK, map[string]any{"cancelled": true})
 	})
-	w.srv = httptest.NewServer(mux)
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		w.auths = append(w.auths, r.Header.Get("Authorization"))
+		w.mu.Unlock()
+		mux.ServeHTTP(rw, r)
+	}))
 	t.Cleanup(func() {
 		w.srv.CloseClientConnections()
 		w.srv.Close()
 	})
 	return w
+}
+
+func (w *fakeWorker) authorizations() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.auths...)
 }
 
 func (w *fakeWorker) heartbeat(model, state string, active int) wire.Heartbeat {
@@ -228,9 +245,17 @@ type fakeHive struct {
 	mu        sync.Mutex
 	ops       []wire.Operation
 	shutdowns int
+	auths     []string // the Authorization header of every request
 }
 
 func newFakeHive(t *testing.T, alias string, runs map[string]jobs.RunFunc) *fakeHive {
+	t.Helper()
+	return newTokenHive(t, alias, "", runs)
+}
+
+// newTokenHive is a fake hive that, like rbee-hive with RBEE_HIVE_TOKEN,
+// requires token on every endpoint but /health (none: it requires nothing).
+func newTokenHive(t *testing.T, alias, token string, runs map[string]jobs.RunFunc) *fakeHive {
 	t.Helper()
 	h := &fakeHive{reg: jobs.NewRegistry(jobs.Options{Actor: "rbee-hive"})}
 	mux := http.NewServeMux()
@@ -256,7 +281,19 @@ func newFakeHive(t *testing.T, alias string, runs map[string]jobs.RunFunc) *fake
 		w.WriteHeader(http.StatusAccepted)
 		go h.srv.Close() // then stop answering, like the real hive exiting
 	})
-	h.srv = httptest.NewServer(mux)
+	gate := &httpapi.Gate{Token: token}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.auths = append(h.auths, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
+		h.mu.Unlock()
+		if r.URL.Path != "/health" {
+			if err := gate.Check(r); err != nil {
+				httpapi.WriteError(w, r, err)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	host, port, _ := net.SplitHostPort(h.srv.Listener.Addr().String())
 	p, _ := strconv.Atoi(port)
 	h.hive = config.Hive{Alias: alias, HostName: host, Port: 22, HivePort: p}
@@ -268,37 +305,49 @@ func newFakeHive(t *testing.T, alias string, runs map[string]jobs.RunFunc) *fake
 	return h
 }
 
+// authorizations lists "METHOD PATH AUTHORIZATION" of every request.
+func (h *fakeHive) authorizations() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.auths...)
+}
+
 func (h *fakeHive) received() []wire.Operation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]wire.Operation(nil), h.ops...)
 }
 
-// deadHive is a hive entry whose port nothing listens on.
+// deadHive is a hive entry whose port answers no HTTP: a listener kept
+// open for the test (so no other program can take the port meanwhile)
+// that hangs up on every connection.
 func deadHive(t *testing.T, alias string) config.Hive {
 	t.Helper()
-	return config.Hive{Alias: alias, HostName: "127.0.0.1", Port: 22, HivePort: freePort(t)}
+	return config.Hive{Alias: alias, HostName: "127.0.0.1", Port: 22, HivePort: deadPort(t)}
 }
 
-func freePort(t *testing.T) int {
+func deadPort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func errorCode(err error) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/httpapi"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -26,7 +27,7 @@ const fakeHiveEnv = "RBEE_QUEEN_TEST_FAKE_HIVE"
 func TestMain(m *testing.M) {
 	switch os.Getenv(fakeHiveEnv) {
 	case "":
-		os.Exit(m.Run())
+		os.Exit(testkit.CheckLeaks(m))
 	case "fail":
 		fmt.Fprintln(os.Stderr, "starting up")
 		fmt.Fprintln(os.Stderr, "rbee-hive: listen tcp 127.0.0.1:1: address already in use")
@@ -54,19 +55,28 @@ func fakeHiveMain(args []string) int {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, wire.HiveHealth{Status: "ok", HiveID: *id})
 	})
-	mux.HandleFunc("GET /v1/capabilities", func(w http.ResponseWriter, r *http.Request) {
+	// Like rbee-hive, it requires RBEE_HIVE_TOKEN when it has one.
+	gate := &httpapi.Gate{Token: os.Getenv("RBEE_HIVE_TOKEN")}
+	mux.Handle("GET /v1/capabilities", gate.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, wire.HiveCapabilities{HiveID: *id, OS: "linux", GPUs: []wire.GPUInfo{}})
-	})
+	})))
+	if tok := os.Getenv("RBEE_HIVE_TOKEN"); tok != "" {
+		same := "the same"
+		if os.Getenv("RBEE_WORKER_TOKEN") != tok {
+			same = "another"
+		}
+		fmt.Printf("hive token %s, worker token %s\n", tok, same)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	fmt.Println("fake hive up; queen", *queenURL)
-	if err := httpapi.Serve(ctx, httpapi.NewServer(mux), ln, time.Second); err != nil {
+	if err := (httpapi.Daemon{Handler: mux, Grace: time.Second}).Serve(ctx, ln); err != nil {
 		return 1
 	}
 	return 0
 }
 
-func localHiveQueen(t *testing.T, mode string) (*testQueen, config.Hive, string) {
+func localHiveQueen(t *testing.T, mode string, mutate func(*Options)) (*testQueen, config.Hive, string) {
 	t.Helper()
 	t.Setenv(fakeHiveEnv, mode)
 	t.Setenv("GORACE", "atexit_sleep_ms=0") // a -race child otherwise lingers 1 s on exit
@@ -74,6 +84,9 @@ func localHiveQueen(t *testing.T, mode string) (*testQueen, config.Hive, string)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The queen starts the local hive on the port of hives.conf and asks
+	// that port; it cannot take port 0 and read the port the hive printed,
+	// so this one test hands on a free port.
 	h := config.Hive{Alias: "localhost", HostName: "127.0.0.1", Port: 22, HivePort: freePort(t)}
 	logPath := filepath.Join(t.TempDir(), "rbee-hive-localhost.log")
 	q := newQueen(t, []config.Hive{h}, func(o *Options) {
@@ -81,6 +94,9 @@ func localHiveQueen(t *testing.T, mode string) (*testQueen, config.Hive, string)
 		o.HiveLog = logPath
 		o.LocalURL = "http://127.0.0.1:1"
 		o.HiveStartTimeout = 10 * time.Second
+		if mutate != nil {
+			mutate(o)
+		}
 	})
 	return q, h, logPath
 }
@@ -90,14 +106,14 @@ func alive(pid int) bool {
 }
 
 func TestLocalHiveStartStop(t *testing.T) {
-	q, h, logPath := localHiveQueen(t, "serve")
+	q, h, logPath := localHiveQueen(t, "serve", nil)
 
 	var st wire.HiveStatus
 	q.result(t, wire.Operation{Operation: wire.OpHiveStart}, &st)
 	if st.State != wire.HiveOnline || st.HiveID != "localhost" || st.HivePort != h.HivePort {
 		t.Fatalf("started %+v", st)
 	}
-	pid := q.local.proc.PID()
+	pid := q.fleet.Local.PID()
 	if !alive(pid) {
 		t.Fatal("hive process not running")
 	}
@@ -129,7 +145,7 @@ func TestLocalHiveStartStop(t *testing.T) {
 
 	// The queen's shutdown stops a hive it started.
 	q.result(t, wire.Operation{Operation: wire.OpHiveStart}, &st)
-	pid = q.local.proc.PID()
+	pid = q.fleet.Local.PID()
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +155,7 @@ func TestLocalHiveStartStop(t *testing.T) {
 }
 
 func TestLocalHiveDiesAtStart(t *testing.T) {
-	q, _, _ := localHiveQueen(t, "fail")
+	q, _, _ := localHiveQueen(t, "fail", nil)
 	_, err := q.run(t, wire.Operation{Operation: wire.OpHiveStart})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("got %v", err)
@@ -188,16 +204,14 @@ func TestHiveListAndGet(t *testing.T) {
 	}
 }
 
-func TestLastLine(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "log")
-	os.WriteFile(p, []byte("old run: fine\nnew run\nthe reason\n\n"), 0o600)
-	if got := lastLine(p, 0); got != "the reason" {
-		t.Fatalf("got %q", got)
+// freePort is a port nothing listened on a moment ago: only for the local
+// hive, whose port the queen must know before it starts it.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := lastLine(p, int64(len("old run: fine\nnew run\nthe reason\n\n"))); !strings.Contains(got, "nothing") {
-		t.Fatalf("empty tail: %q", got)
-	}
-	if got := lastLine(filepath.Join(t.TempDir(), "missing"), 0); !strings.Contains(got, "no log") {
-		t.Fatalf("missing: %q", got)
-	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -1,17 +1,20 @@
 package queen
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/queen/scheduling"
 	"github.com/rbee/rbee/internal/queen/workers"
 	"github.com/rbee/rbee/internal/wire"
 )
 
 // prepareInfer checks an infer operation; its job goes the way of every
-// request (route) and relays what the worker sends into the job.
+// request (scheduling's Route) and relays what the worker sends into the
+// job.
 func (s *Server) prepareInfer(op wire.Operation) (jobs.RunFunc, error) {
 	if err := checkModel(op.Model); err != nil {
 		return nil, err
@@ -23,39 +26,68 @@ func (s *Server) prepareInfer(op wire.Operation) (jobs.RunFunc, error) {
 	if err := req.Validate(); err != nil {
 		return nil, wire.BadRequest("%v", err)
 	}
-	for _, v := range []struct{ field, value string }{{"hive_id", op.HiveID}, {"worker_id", op.WorkerID}} {
-		if v.value == "" {
-			continue
+	if op.HiveID != "" {
+		if err := wire.CheckHiveID(op.HiveID); err != nil {
+			return nil, wire.BadRequest("hive_id: %v", err)
 		}
-		if err := workers.CheckName(v.field, v.value); err != nil {
-			return nil, wire.BadRequest("%v", err)
+	}
+	if op.WorkerID != "" {
+		if err := wire.CheckWorkerID(op.WorkerID); err != nil {
+			return nil, wire.BadRequest("worker_id: %v", err)
 		}
 	}
 	return func(j *jobs.Job) error {
 		// A client that stops reading does not want the tokens: stop the
 		// generation rather than burn the worker on it.
 		j.CancelWhenUnwatched()
-		r := &routed{
+		r := &scheduling.Routed{
 			Request: Request{Model: op.Model, HiveID: op.HiveID, WorkerID: op.WorkerID, Inference: req},
-			filter:  workers.Filter{Models: modelNames(op.Model), HiveID: op.HiveID, WorkerID: op.WorkerID},
-			place:   placeAny,
-			say: func(e wire.Event) {
+			Filter:  workers.Filter{Models: modelNames(op.Model), HiveID: op.HiveID, WorkerID: op.WorkerID},
+			Place:   scheduling.PlaceAny,
+			Say: func(e wire.Event) {
 				if e.Type == wire.TypeNarration && e.Actor == Actor && e.JobID == "" {
 					e.JobID = j.ID()
 				}
 				j.Emit(e)
 			},
-			nowhere: func() error { return s.noWorker(op) },
+			Nowhere: func() error { return s.noWorker(op) },
 		}
 		if op.WorkerID != "" {
-			r.place = placeNever
+			r.Place = scheduling.PlaceNever
 		}
-		_, err := s.route(j.Context(), r, func(e wire.Event) error {
+		_, err := s.sched.Route(j.Context(), r, func(e wire.Event) error {
 			j.Emit(e)
 			return nil
 		})
 		return err
 	}, nil
+}
+
+// Generate runs one inference request on a worker of model, without a job:
+// it is the OpenAI API's way in (openai.Backend). fn gets each token event
+// and then the end event; its error stops the generation. It goes the way
+// of every request (scheduling's Route); a model no worker serves is
+// started only from a catalog id, shared by every request that waits for
+// it. When ctx ends, the generation is stopped on the worker at once.
+func (s *Server) Generate(ctx context.Context, model string, req wire.InferenceRequest, fn func(wire.Event) error) (wire.Event, error) {
+	if err := req.Validate(); err != nil {
+		return wire.Event{}, wire.BadRequest("%v", err)
+	}
+	r := &scheduling.Routed{
+		Request: Request{Model: model, Inference: req},
+		// Exactly the names /v1/models lists: what a worker reports serving.
+		Filter: workers.Filter{Models: []string{model}},
+		Place:  scheduling.PlaceCatalog,
+		Nowhere: func() error {
+			return wire.Errorf(wire.CodeUnknownModel, "no worker serves model %.128q and no live hive has it in its catalog", model)
+		},
+	}
+	if wire.CheckModelID(model) != nil {
+		r.Nowhere = func() error {
+			return wire.Errorf(wire.CodeUnknownModel, "no worker serves model %.128q, and only a catalog id can start one", model)
+		}
+	}
+	return s.sched.Route(ctx, r, fn)
 }
 
 // noWorker explains why no worker matches and how to get one. The keeper

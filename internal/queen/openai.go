@@ -2,7 +2,6 @@ package queen
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -22,11 +21,11 @@ func (s *Server) openAI() *openai.Server {
 // that have it, and every model a worker serves (a worker started by hand
 // may serve one that no catalog lists).
 func (s *Server) Models(ctx context.Context) ([]openai.Model, error) {
-	hives, err := s.opt.Hives()
+	hives, err := s.fleet.List()
 	if err != nil {
-		return nil, fmt.Errorf("reading the hive list: %w", err)
+		return nil, err
 	}
-	sts := s.probeAll(ctx, hives)
+	sts := s.fleet.ProbeAll(ctx, hives)
 	lists := make([][]wire.HiveModel, len(hives))
 	var wg sync.WaitGroup
 	for i, h := range hives {
@@ -34,7 +33,7 @@ func (s *Server) Models(ctx context.Context) ([]openai.Model, error) {
 			continue
 		}
 		wg.Go(func() {
-			ms, err := s.hiveModels(ctx, h)
+			ms, err := s.fleet.Models(ctx, h)
 			if err != nil {
 				s.log.Warn("cannot list a hive's models", "hive", h.Alias, "err", err)
 			}

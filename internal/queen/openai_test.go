@@ -20,6 +20,7 @@ import (
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/openai"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -110,15 +111,6 @@ func newSpawnHive(t *testing.T, q **testQueen, size int64) *spawnHive {
 	return h
 }
 
-func (q *testQueen) flightWaiters(model string) int {
-	q.spawns.mu.Lock()
-	defer q.spawns.mu.Unlock()
-	if f := q.spawns.flights[model]; f != nil {
-		return f.waiters
-	}
-	return 0
-}
-
 // Requests for a model that no worker serves start one worker on a hive
 // whose catalog has it, all waiting for that one start.
 func TestAPIStartsOneWorker(t *testing.T) {
@@ -138,7 +130,7 @@ func TestAPIStartsOneWorker(t *testing.T) {
 			answers <- answer{code, body}
 		}()
 	}
-	waitFor(t, "every request to wait for the start", func() bool { return q.flightWaiters("alpha") == n })
+	testkit.WaitFor(t, "every request to wait for the start", func() bool { return q.queued("alpha") == n && h.spawns.Load() == 1 })
 	close(h.release)
 	for range n {
 		a := <-answers
@@ -255,11 +247,7 @@ func TestAPIQueueFull(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	waitFor(t, "a request in the queue", func() bool {
-		q.queue.mu.Lock()
-		defer q.queue.mu.Unlock()
-		return len(q.queue.lines["alpha"]) == 1
-	})
+	testkit.WaitFor(t, "a request in the queue", func() bool { return q.queued("alpha") == 1 })
 	req, _ := http.NewRequest(http.MethodPost, q.srv.URL+"/v1/chat/completions", strings.NewReader(chatJSON("alpha", false)))
 	resp, err := q.srv.Client().Do(req)
 	if err != nil {
@@ -272,11 +260,7 @@ func TestAPIQueueFull(t *testing.T) {
 	}
 	// The client that waited and left is out of the queue.
 	cancel()
-	waitFor(t, "the queue to empty", func() bool {
-		q.queue.mu.Lock()
-		defer q.queue.mu.Unlock()
-		return len(q.queue.lines) == 0
-	})
+	testkit.WaitFor(t, "the queue to empty", func() bool { return len(q.sched.QueueStatus()) == 0 })
 }
 
 // A client that leaves mid-stream gets its generation stopped on the
@@ -299,13 +283,8 @@ func TestAPIClientGoneCancelsWorkerJob(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
-	select {
-	case id := <-w.deletes:
-		if id != "inf-1" {
-			t.Errorf("deleted %q", id)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the worker's job was not cancelled")
+	if id := testkit.Receive(t, "the worker job's cancellation", w.deletes); id != "inf-1" {
+		t.Errorf("deleted %q", id)
 	}
 }
 
@@ -361,7 +340,7 @@ func TestAPIModels(t *testing.T) {
 	h := newSpawnHive(t, &q, 1<<20)
 	q = newQueen(t, []config.Hive{h.hive, deadHive(t, "gone")}, nil)
 	w := newFakeWorker(t, "w1", "x")
-	q.beat(t, w.heartbeat("/srv/by-hand.gguf", wire.StateReady, 0))
+	q.beat(t, w.heartbeat("by-hand", wire.StateReady, 0))
 	resp, err := q.srv.Client().Get(q.srv.URL + "/v1/models")
 	if err != nil {
 		t.Fatal(err)
@@ -372,8 +351,8 @@ func TestAPIModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(list.Data) != 2 ||
-		list.Data[0].ID != "/srv/by-hand.gguf" || !list.Data[0].Loaded || list.Data[0].OwnedBy != "localhost" ||
-		list.Data[1].ID != "alpha" || list.Data[1].Loaded || list.Data[1].OwnedBy != "localhost" || list.Data[1].Created != 1600000000 {
+		list.Data[0].ID != "alpha" || list.Data[0].Loaded || list.Data[0].OwnedBy != "localhost" || list.Data[0].Created != 1600000000 ||
+		list.Data[1].ID != "by-hand" || !list.Data[1].Loaded || list.Data[1].OwnedBy != "localhost" {
 		t.Errorf("%+v", list)
 	}
 }
@@ -427,7 +406,7 @@ func TestAPIShutdownDuringStart(t *testing.T) {
 		code, body := q.postAPI(t, "/v1/completions", `{"model":"alpha","prompt":"abc"}`)
 		done <- answer{code, body}
 	}()
-	waitFor(t, "the request to wait for the start", func() bool { return q.flightWaiters("alpha") == 1 })
+	testkit.WaitFor(t, "the request to wait for the start", func() bool { return q.queued("alpha") == 1 && h.spawns.Load() == 1 })
 	_ = q.Close()
 	a := <-done
 	if a.code != http.StatusServiceUnavailable || !strings.Contains(string(a.body), "shutting down") {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -235,7 +236,7 @@ func TestPlacementSharedByJobs(t *testing.T) {
 	for i := range 4 {
 		done = append(done, q.start(t, inferOp("alpha", fmt.Sprint(i))))
 	}
-	waitFor(t, "every request to wait for the start", func() bool { return q.flightWaiters("alpha") == 4 })
+	testkit.WaitFor(t, "every request to wait for the start", func() bool { return q.queued("alpha") == 4 && h.spawns.Load() == 1 })
 	close(h.release)
 	for _, d := range done {
 		if err := <-d; err != nil {

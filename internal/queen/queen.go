@@ -1,25 +1,44 @@
 // Package queen is queen-rbee: the orchestrator. It serves the job protocol
-// to the keeper, keeps the worker registry from heartbeats, routes inference
-// straight to workers (never through a hive), forwards worker and model
-// operations to the hive they concern, and runs the local hive process.
+// to the keeper, keeps the worker registry from heartbeats, and wires its
+// parts: scheduling routes inference straight to workers (never through a
+// hive), placement decides where a worker starts, fleet forwards worker and
+// model operations to the hive they concern and runs the local hive, and
+// remote installs and starts hives on other machines over SSH.
 package queen
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/openai"
+	"github.com/rbee/rbee/internal/queen/fleet"
+	"github.com/rbee/rbee/internal/queen/placement"
+	"github.com/rbee/rbee/internal/queen/remote"
+	"github.com/rbee/rbee/internal/queen/scheduling"
 	"github.com/rbee/rbee/internal/queen/workers"
 	"github.com/rbee/rbee/internal/sshx"
+	"github.com/rbee/rbee/internal/wire"
 )
 
 // Actor is the narration actor of the queen's jobs.
 const Actor = "queen-rbee"
+
+// Policy chooses the worker that runs a queued request (Options.Policy).
+type Policy = scheduling.Policy
+
+// Request is what a Policy knows of a queued request.
+type Request = scheduling.Request
+
+// MostFreeSlots is the default Policy.
+type MostFreeSlots = scheduling.MostFreeSlots
 
 // Options configures a Server. Zero fields take the documented defaults.
 type Options struct {
@@ -29,7 +48,9 @@ type Options struct {
 	// workers) reach the queen; URL when empty.
 	LocalURL string
 	// Token, when set, is required as a bearer token on every endpoint but
-	// GET /health, heartbeats included; it is also sent to hives and workers.
+	// GET /health, heartbeats included (which also take their hive's
+	// token). It never leaves the queen: hives and workers are sent their
+	// hive's own token, and the local hive then gets one of its own.
 	Token string
 	// Loopback refuses requests whose Host header is not a loopback name,
 	// against DNS rebinding; set it when bound to loopback.
@@ -68,12 +89,12 @@ type Options struct {
 	Shutdown func()
 	// BindHost and Port are where the queen listens; with AdvertiseURL
 	// they decide the queen URL that hives on other machines (and their
-	// workers) are given (see queenURLFor). Empty: taken from URL.
+	// workers) are given. Empty: taken from URL.
 	BindHost string
 	Port     int
 	// AdvertiseURL is queen_advertise_url of config.toml.
 	AdvertiseURL string
-	// HiveTokenDir holds the token of each remote hive; empty:
+	// HiveTokenDir holds the token of each hive; empty:
 	// config.ConfigDir()/hive-tokens.
 	HiveTokenDir string
 	// SSH configures the logins to remote hives' hosts; zero: ssh's
@@ -85,32 +106,61 @@ type Options struct {
 	// WorkerBinary is the llm-worker-rbee that hive_install copies; empty:
 	// the one beside the rbee-hive it copies.
 	WorkerBinary string
-	// HTTP is the client for hives and workers; nil: http.DefaultClient.
+	// HTTP is the client for hives and workers; nil: one that keeps many
+	// idle connections per worker.
 	HTTP   *http.Client
 	Logger *slog.Logger // slog.Default()
 	Jobs   jobs.Options // Actor is set to Actor
 }
 
-// Server is the queen.
+// Server is the queen: the wiring of its parts, and its HTTP API.
 type Server struct {
 	opt     Options
 	log     *slog.Logger
 	jobs    *jobs.Registry
 	workers *workers.Registry
-	local   *localHive
-	spawns  spawnGroup // workers started for requests
-	tokens  hiveTokens // of remote hives
-	queue   *queue     // requests waiting for a worker slot
-	idle    idleWatch  // workers without work, for keep_alive
-	closing chan struct{}
-	loops   sync.WaitGroup // the queue's and keep_alive's
+	fleet   *fleet.Fleet
+	remote  *remote.Lifecycle
+	placer  *placement.Placer
+	sched   *scheduling.Scheduler
 
-	closeOnce sync.Once
-	closeErr  error
+	endOnce, stopOnce sync.Once
+	endErr, stopErr   error
 }
 
 // New returns a queen. Close releases it.
 func New(opt Options) *Server {
+	opt = withDefaults(opt)
+	s := &Server{
+		opt:     opt,
+		log:     opt.Logger,
+		jobs:    jobs.NewRegistry(opt.Jobs),
+		workers: workers.New(workers.Options{GoneAfter: opt.WorkerTimeout}),
+	}
+	s.fleet = fleet.New(fleet.Options{
+		Hives: opt.Hives, SSHConfigHive: opt.SSHConfigHive,
+		TokenDir: opt.HiveTokenDir, LocalToken: opt.Token != "",
+		HTTP: opt.HTTP, HealthTimeout: opt.HealthTimeout, HiveStartTimeout: opt.HiveStartTimeout,
+		HiveBinary: opt.HiveBinary, HiveLog: opt.HiveLog, QueenURL: opt.LocalURL,
+		Logger: opt.Logger,
+	})
+	s.remote = remote.New(remote.Options{
+		Fleet: s.fleet, SSH: opt.SSH, HiveStartTimeout: opt.HiveStartTimeout, WorkerBinary: opt.WorkerBinary,
+		URL: opt.URL, BindHost: opt.BindHost, Port: opt.Port, AdvertiseURL: opt.AdvertiseURL,
+	})
+	s.placer = placement.New(placement.Options{Fleet: s.fleet, StartedNote: scheduling.KeepAliveNote(opt.KeepAlive), Logger: opt.Logger})
+	s.sched = scheduling.New(scheduling.Options{
+		Workers: s.workers, Jobs: s.jobs, Policy: opt.Policy,
+		MaxQueue: opt.MaxQueue, LoadWait: opt.LoadWait, KeepAlive: opt.KeepAlive, Actor: Actor,
+		Start:       s.startWorker,
+		Stop:        s.stopWorker,
+		WorkerToken: s.fleet.Token,
+		HTTP:        opt.HTTP, Logger: opt.Logger,
+	})
+	return s
+}
+
+func withDefaults(opt Options) Options {
 	if opt.LocalURL == "" {
 		opt.LocalURL = opt.URL
 	}
@@ -148,21 +198,7 @@ func New(opt Options) *Server {
 	if opt.Jobs.Logger == nil {
 		opt.Jobs.Logger = opt.Logger
 	}
-	s := &Server{
-		opt:     opt,
-		log:     opt.Logger,
-		jobs:    jobs.NewRegistry(opt.Jobs),
-		workers: workers.New(workers.Options{GoneAfter: opt.WorkerTimeout}),
-		tokens:  hiveTokens{dir: opt.HiveTokenDir},
-		closing: make(chan struct{}),
-	}
-	s.local = &localHive{s: s}
-	s.queue = newQueue(s.workers, opt.Policy, opt.MaxQueue)
-	s.loops.Go(func() { s.queue.watch(s.closing) })
-	if opt.KeepAlive > 0 {
-		s.loops.Go(s.keepAlive)
-	}
-	return s
+	return opt
 }
 
 // defaultHTTP is the client for hives and workers: the default transport
@@ -175,19 +211,67 @@ var defaultHTTP = &http.Client{Transport: func() *http.Transport {
 	return t
 }()}
 
+// startWorker is the scheduler's way to start a worker: placement's.
+func (s *Server) startWorker(ctx context.Context, j *jobs.Job, model, hive string, emit func(wire.Event)) error {
+	err := s.placer.Start(ctx, j, model, hive, emit)
+	if errors.Is(err, placement.ErrNowhere) {
+		return scheduling.ErrNowhere
+	}
+	return err
+}
+
+// stopWorker is the keep-alive's way to stop a worker: worker_stop on its
+// hive.
+func (s *Server) stopWorker(ctx context.Context, workerID, hiveID string) error {
+	h, err := s.fleet.Find(hiveID, "hive_id")
+	if err != nil {
+		return err
+	}
+	_, err = s.fleet.Run(ctx, h, wire.Operation{Operation: wire.OpWorkerStop, WorkerID: workerID}, nil)
+	return err
+}
+
 // Workers is the worker registry.
 func (s *Server) Workers() *workers.Registry { return s.workers }
 
-// Close cancels every job, then stops the local hive if this queen started
-// it (which stops its workers). It is safe to call more than once.
-func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.closing)
-		s.queue.close()
-		jerr := s.jobs.Close()
-		herr := s.local.stopOwned()
-		s.loops.Wait()
-		s.closeErr = errors.Join(jerr, herr)
+// Serve serves the queen on ln until ctx ends, then shuts down in
+// httpapi.Daemon's order: the queue refuses new requests and every job
+// ends (their streams with them), the listener closes, then the local hive
+// this queen started stops (which stops its workers).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return httpapi.Daemon{
+		Handler:      s.Handler(),
+		EndStreams:   func() { s.warn(s.endStreams()) },
+		StopChildren: func() error { s.warn(s.stopChildren()); return nil },
+	}.Serve(ctx, ln)
+}
+
+// warn logs what went wrong in a shutdown: a job that outlives its
+// cancellation or a hive that fails to stop is worth a line in the log,
+// not a failed exit, since the queen did stop.
+func (s *Server) warn(err error) {
+	if err != nil {
+		s.log.Warn("shutdown was not clean", "err", err)
+	}
+}
+
+// endStreams fails the requests that wait, cancels every job and waits
+// for the scheduler's loops.
+func (s *Server) endStreams() error {
+	s.endOnce.Do(func() {
+		s.sched.Close()
+		s.endErr = s.jobs.Close()
 	})
-	return s.closeErr
+	return s.endErr
+}
+
+func (s *Server) stopChildren() error {
+	s.stopOnce.Do(func() { s.stopErr = s.fleet.Close() })
+	return s.stopErr
+}
+
+// Close ends every job, then stops the local hive if this queen started
+// it. It is safe to call more than once, and after Serve.
+func (s *Server) Close() error {
+	return errors.Join(s.endStreams(), s.stopChildren())
 }

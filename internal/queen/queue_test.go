@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/queen/workers"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -33,9 +34,12 @@ func (q *testQueen) start(t *testing.T, op wire.Operation) <-chan error {
 
 // queued is how many requests wait in model's line.
 func (q *testQueen) queued(model string) int {
-	q.queue.mu.Lock()
-	defer q.queue.mu.Unlock()
-	return len(q.queue.lines[model])
+	for _, st := range q.sched.QueueStatus() {
+		if st.Model == model {
+			return st.Waiting
+		}
+	}
+	return 0
 }
 
 func (w *fakeWorker) prompts() []string {
@@ -62,7 +66,7 @@ func TestQueueFirstInFirstOut(t *testing.T) {
 	var done []<-chan error
 	for i := range 4 {
 		done = append(done, q.start(t, inferOp("m", fmt.Sprint(i))))
-		waitFor(t, fmt.Sprintf("request %d to arrive", i), func() bool { return w.requestCount() == 1 && q.queued("m") == i })
+		testkit.WaitFor(t, fmt.Sprintf("request %d to arrive", i), func() bool { return w.requestCount() == 1 && q.queued("m") == i })
 	}
 	for i := range 4 {
 		w.gate <- struct{}{}
@@ -82,15 +86,15 @@ func TestQueueSharedByBothWays(t *testing.T) {
 	w.gate = make(chan struct{})
 	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
 	first := q.start(t, inferOp("m", "first"))
-	waitFor(t, "the first request to run", func() bool { return w.requestCount() == 1 })
+	testkit.WaitFor(t, "the first request to run", func() bool { return w.requestCount() == 1 })
 	api := make(chan int, 1)
 	go func() {
 		code, _ := q.postAPI(t, "/v1/chat/completions", chatJSON("m", false))
 		api <- code
 	}()
-	waitFor(t, "the API request to queue", func() bool { return q.queued("m") == 1 })
+	testkit.WaitFor(t, "the API request to queue", func() bool { return q.queued("m") == 1 })
 	last := q.start(t, inferOp("m", "last"))
-	waitFor(t, "the job to queue", func() bool { return q.queued("m") == 2 })
+	testkit.WaitFor(t, "the job to queue", func() bool { return q.queued("m") == 2 })
 	for range 3 {
 		w.gate <- struct{}{}
 	}
@@ -118,7 +122,7 @@ func TestQueueFullJob(t *testing.T) {
 	for i := range 3 {
 		done = append(done, q.start(t, inferOp("m", fmt.Sprint(i))))
 	}
-	waitFor(t, "one running and two queued", func() bool { return w.requestCount() == 1 && q.queued("m") == 2 })
+	testkit.WaitFor(t, "one running and two queued", func() bool { return w.requestCount() == 1 && q.queued("m") == 2 })
 	_, err := q.run(t, inferOp("m", "one too many"))
 	if errorCode(err) != wire.CodeQueueFull || !strings.Contains(err.Error(), "retry in 1 s") {
 		t.Fatalf("got %v", err)
@@ -149,7 +153,7 @@ func TestQueueLeaveWhileWaiting(t *testing.T) {
 	w.gate = make(chan struct{})
 	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
 	first := q.start(t, inferOp("m", "first"))
-	waitFor(t, "the first request to run", func() bool { return w.requestCount() == 1 })
+	testkit.WaitFor(t, "the first request to run", func() bool { return w.requestCount() == 1 })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	jc, err := q.client.Submit(ctx, inferOp("m", "gone"))
@@ -169,7 +173,7 @@ func TestQueueLeaveWhileWaiting(t *testing.T) {
 		t.Fatal("the second request is not in the queue")
 	}
 	cancel()
-	waitFor(t, "the queue to empty", func() bool { return q.queued("m") == 0 })
+	testkit.WaitFor(t, "the queue to empty", func() bool { return q.queued("m") == 0 })
 	w.gate <- struct{}{}
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -178,7 +182,7 @@ func TestQueueLeaveWhileWaiting(t *testing.T) {
 		t.Fatalf("the request that left reached the worker: %v", w.prompts())
 	}
 	// Its slot accounting is back to zero.
-	waitFor(t, "nothing in flight", func() bool {
+	testkit.WaitFor(t, "nothing in flight", func() bool {
 		wk, _ := q.Workers().Get("w1")
 		return wk.InFlight == 0
 	})
@@ -192,7 +196,7 @@ func TestQueueDeadline(t *testing.T) {
 	w.gate = make(chan struct{})
 	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
 	first := q.start(t, inferOp("m", "first"))
-	waitFor(t, "the first request to run", func() bool { return w.requestCount() == 1 })
+	testkit.WaitFor(t, "the first request to run", func() bool { return w.requestCount() == 1 })
 
 	op := inferOp("m", "late")
 	ms := 100
@@ -275,7 +279,7 @@ func TestQueueCustomPolicy(t *testing.T) {
 	q.beat(t, hb)
 	q.beat(t, b.heartbeat("m", wire.StateReady, 0))
 	done := q.start(t, inferOp("m", "p"))
-	waitFor(t, "the request to be held", func() bool { return q.queued("m") == 1 })
+	testkit.WaitFor(t, "the request to be held", func() bool { return q.queued("m") == 1 })
 	p.open.Store(true)
 	q.beat(t, b.heartbeat("m", wire.StateReady, 0)) // any change asks again
 	if err := <-done; err != nil {
@@ -283,28 +287,6 @@ func TestQueueCustomPolicy(t *testing.T) {
 	}
 	if a.requestCount() != 0 || b.requestCount() != 1 {
 		t.Fatalf("a %d, b %d", a.requestCount(), b.requestCount())
-	}
-}
-
-func TestMostFreeSlots(t *testing.T) {
-	now := time.Now()
-	w := func(id string, slots, active, inflight int, seen time.Duration) workers.Worker {
-		return workers.Worker{Heartbeat: wire.Heartbeat{WorkerID: id, Slots: slots, Active: active}, InFlight: inflight, LastSeen: now.Add(-seen)}
-	}
-	for _, c := range []struct {
-		name  string
-		cands []workers.Worker
-		want  string
-	}{
-		{"most free", []workers.Worker{w("a", 4, 3, 0, 0), w("b", 4, 1, 0, time.Second), w("c", 2, 0, 0, 0)}, "b"},
-		{"in flight counts when heartbeats lag", []workers.Worker{w("a", 4, 0, 3, 0), w("b", 4, 2, 0, 0)}, "b"},
-		{"freshest among equals", []workers.Worker{w("a", 2, 0, 0, time.Second), w("b", 2, 0, 0, 0)}, "b"},
-		{"lowest id among the same", []workers.Worker{w("b", 2, 0, 0, 0), w("a", 2, 0, 0, 0)}, "a"},
-	} {
-		got, ok := MostFreeSlots{}.Pick(&Request{}, c.cands)
-		if !ok || got.WorkerID != c.want {
-			t.Errorf("%s: got %s, want %s", c.name, got.WorkerID, c.want)
-		}
 	}
 }
 
@@ -324,7 +306,7 @@ func TestQueueSpreadsByFreeSlots(t *testing.T) {
 	for i := range 5 {
 		done = append(done, q.start(t, inferOp("m", fmt.Sprint(i))))
 	}
-	waitFor(t, "four running, one queued", func() bool {
+	testkit.WaitFor(t, "four running, one queued", func() bool {
 		return a.requestCount() == 2 && b.requestCount() == 2 && q.queued("m") == 1
 	})
 	close(a.gate)

@@ -47,7 +47,7 @@ func newRemoteFixture(t *testing.T, mutate func(*Options)) *remoteFixture {
 	f.srv.Env = []string{"HOME=" + f.home, "XDG_DATA_HOME=" + filepath.Join(f.home, "data")}
 	f.box = config.Hive{
 		Alias: "box", HostName: "127.0.0.1", Port: f.srv.Addr.Port, User: "tester",
-		HivePort: freePort(t), BinaryPath: filepath.Join(f.home, "bin"),
+		HivePort: deadPort(t), BinaryPath: filepath.Join(f.home, "bin"),
 	}
 	// The programs to install: real executables of this machine's
 	// platform (this test binary, twice).
@@ -286,8 +286,8 @@ func TestSSHConfigFallback(t *testing.T) {
 func TestHeartbeatsNeedTheirHivesToken(t *testing.T) {
 	dir := t.TempDir()
 	q := newQueen(t, nil, func(o *Options) { o.HiveTokenDir = dir })
-	box, _, _ := q.tokens.ensure("box")
-	other, _, _ := q.tokens.ensure("other")
+	box, _, _ := q.fleet.Tokens.Ensure("box")
+	other, _, _ := q.fleet.Tokens.Ensure("other")
 	hb := wire.Heartbeat{WorkerID: "w1", HiveID: "box", Model: "m", URL: "http://10.0.0.5:4000", State: wire.StateReady, Slots: 1}
 	body, _ := json.Marshal(hb)
 	for _, tc := range []struct {
@@ -314,14 +314,14 @@ func TestHeartbeatsNeedTheirHivesToken(t *testing.T) {
 	// a token its workers need none, as before.
 	q.beat(t, wire.Heartbeat{WorkerID: "w2", HiveID: "localhost", Model: "m", URL: "http://127.0.0.1:4001", State: wire.StateReady, Slots: 1})
 	// Nor does a worker started by hand under a hive id that is no alias.
-	q.beat(t, wire.Heartbeat{WorkerID: "w3", HiveID: "my laptop", Model: "m", URL: "http://127.0.0.1:4002", State: wire.StateReady, Slots: 1})
+	q.beat(t, wire.Heartbeat{WorkerID: "w3", HiveID: "my-laptop", Model: "m", URL: "http://127.0.0.1:4002", State: wire.StateReady, Slots: 1})
 }
 
 // The queen sends a remote worker its hive's token, not its own.
 func TestInferSendsTheHiveTokenToRemoteWorkers(t *testing.T) {
 	dir := t.TempDir()
 	q := newQueen(t, nil, func(o *Options) { o.HiveTokenDir = dir; o.Token = "queen-secret" })
-	box, _, _ := q.tokens.ensure("box")
+	box, _, _ := q.fleet.Tokens.Ensure("box")
 	var mu sync.Mutex
 	var seen []string
 	mux := http.NewServeMux()

@@ -1,10 +1,8 @@
 package queen
 
 import (
-	"crypto/subtle"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/queen/workers"
@@ -22,13 +20,13 @@ func (s *Server) Handler() http.Handler {
 	})
 	api := http.NewServeMux()
 	s.jobs.Mount(api, s.dispatch)
-	// Heartbeats carry a hive's token or the queen's: authHeartbeat.
+	// Heartbeats carry a hive's token or the queen's: heartbeatGate.
 	mux.Handle("POST /v1/workers/heartbeat", httpapi.Handler(s.handleHeartbeat))
 	api.Handle("POST /v1/shutdown", httpapi.Handler(s.handleShutdown))
 	api.Handle("/", httpapi.Handler(func(w http.ResponseWriter, r *http.Request) error {
 		return wire.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
-	mux.Handle("/", s.auth(api))
+	mux.Handle("/", s.gate().Wrap(api))
 	// The OpenAI API has its own access rule (API keys) and error shape.
 	s.openAI().Mount(mux)
 
@@ -39,26 +37,34 @@ func (s *Server) Handler() http.Handler {
 	return h
 }
 
-// auth requires the token, when one is configured, as a bearer token. The
-// comparison takes the same time whatever the guess.
-func (s *Server) auth(next http.Handler) http.Handler {
-	if s.opt.Token == "" && !s.opt.Loopback {
-		// Without a token the queen listens beyond loopback only for the
-		// OpenAI API, which API keys guard; the job protocol stays local.
-		return thisMachineOnly(next)
+// gate guards the job protocol: the queen's token when one is set. Without
+// one, a queen listening beyond loopback does so only for the OpenAI API,
+// which API keys guard; the job protocol stays on this machine.
+func (s *Server) gate() *httpapi.Gate {
+	return &httpapi.Gate{
+		Token:      s.opt.Token,
+		LocalOnly:  !s.opt.Loopback,
+		Hint:       "Use queen_token of config.toml.",
+		RemoteHint: "the job protocol is served only to this machine unless queen_token is set in config.toml (API keys grant the OpenAI API alone)",
 	}
-	if s.opt.Token == "" {
-		return next
+}
+
+// heartbeatGate decides whether a heartbeat in the name of hive hiveID may
+// be taken. A hive with its own token must send it (the queen's token also
+// does, as it authorises the queen's callers); any other hive's workers
+// need the queen's token when there is one, and otherwise must be on this
+// machine unless the queen listens on loopback only.
+func (s *Server) heartbeatGate(hiveID string) (*httpapi.Gate, string, error) {
+	hiveTok, err := s.fleet.TokenOf(hiveID)
+	if err != nil {
+		return nil, "", wire.Errorf(wire.CodeInternal, "reading the token of hive %s: %v", hiveID, err)
 	}
-	want := []byte(s.opt.Token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			httpapi.WriteError(w, r, wire.Errorf(wire.CodeUnauthorized, "a valid bearer token is required (queen_token in config.toml)"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	g := s.gate()
+	if hiveTok != "" {
+		g.Hint = "A heartbeat for hive " + hiveID + " needs that hive's token."
+	}
+	g.RemoteHint = "heartbeats from other machines need their hive's token: install that hive with rbee hive install"
+	return g, hiveTok, nil
 }
 
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
@@ -69,7 +75,11 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err := workers.Validate(hb); err != nil {
 		return wire.BadRequest("heartbeat: %v", err)
 	}
-	if err := s.authHeartbeat(r, hb.HiveID); err != nil {
+	g, hiveTok, err := s.heartbeatGate(hb.HiveID)
+	if err != nil {
+		return err
+	}
+	if err := g.Check(r, hiveTok); err != nil {
 		return err
 	}
 	if err := checkWorkerHost(r, hb.URL); err != nil {
@@ -97,15 +107,4 @@ func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) error {
 	_ = http.NewResponseController(w).Flush()
 	s.opt.Shutdown()
 	return nil
-}
-
-// thisMachineOnly refuses requests from other machines.
-func thisMachineOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !httpapi.FromThisMachine(r) {
-			httpapi.WriteError(w, r, wire.Errorf(wire.CodeForbidden, "the job protocol is served only to this machine unless queen_token is set in config.toml (API keys grant the OpenAI API alone)"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

@@ -1,13 +1,10 @@
 package queen
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -16,16 +13,16 @@ import (
 // at once and each with a timeout, so one slow hive cannot stall it.
 func (s *Server) runStatus(j *jobs.Job) error {
 	ctx := j.Context()
-	hives, err := s.opt.Hives()
+	hives, err := s.fleet.List()
 	if err != nil {
-		return fmt.Errorf("reading the hive list: %w", err)
+		return err
 	}
 	st := wire.Status{
 		Queen:   wire.QueenStatus{URL: s.opt.URL},
-		Hives:   s.probeAll(ctx, hives),
+		Hives:   s.fleet.ProbeAll(ctx, hives),
 		Workers: s.workerStatus(),
 		Models:  []wire.HiveModel{},
-		Queues:  s.queue.status(),
+		Queues:  s.sched.QueueStatus(),
 	}
 
 	models := make([][]wire.HiveModel, len(hives))
@@ -35,7 +32,7 @@ func (s *Server) runStatus(j *jobs.Job) error {
 			continue
 		}
 		wg.Go(func() {
-			ms, err := s.hiveModels(ctx, h)
+			ms, err := s.fleet.Models(ctx, h)
 			if err != nil {
 				j.Narrate("status", fmt.Sprintf("Hive %s: cannot list its models: %v", h.Alias, err))
 			}
@@ -48,24 +45,6 @@ func (s *Server) runStatus(j *jobs.Job) error {
 	}
 	j.Emit(wire.NewResult(st))
 	return nil
-}
-
-func (s *Server) hiveModels(ctx context.Context, h config.Hive) ([]wire.HiveModel, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*s.opt.HealthTimeout)
-	defer cancel()
-	ev, err := s.runOnHive(ctx, h, wire.Operation{Operation: wire.OpModelList}, nil)
-	if err != nil {
-		return nil, err
-	}
-	var infos []wire.ModelInfo
-	if err := json.Unmarshal(ev.Data, &infos); err != nil {
-		return nil, fmt.Errorf("malformed model list: %v", err)
-	}
-	out := make([]wire.HiveModel, len(infos))
-	for i, m := range infos {
-		out[i] = wire.HiveModel{HiveID: h.Alias, ModelInfo: m}
-	}
-	return out, nil
 }
 
 func (s *Server) workerStatus() []wire.WorkerStatus {

@@ -1,28 +1,46 @@
 package supervise
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rbee/rbee/internal/testkit"
 )
+
+func TestMain(m *testing.M) { os.Exit(testkit.CheckLeaks(m)) }
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
+// exitSignal is the signal that ended a reaped child; 0 when none did.
+func exitSignal(p *Process) syscall.Signal {
+	var exit *exec.ExitError
+	if !errors.As(p.Err(), &exit) {
+		return 0
+	}
+	if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ws.Signal()
+	}
+	return 0
+}
+
 func TestStopGraceful(t *testing.T) {
-	p, err := Start(Spec{Path: "sleep", Args: []string{"30"}})
+	// A grace longer than any test: the SIGTERM alone must end sleep.
+	p, err := Start(Spec{Path: "sleep", Args: []string{"30"}, Grace: testkit.Patience})
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if time.Since(start) > 2*time.Second {
-		t.Fatal("SIGTERM was not enough for sleep?")
+	if sig := exitSignal(p); sig != syscall.SIGTERM {
+		t.Fatalf("sleep ended by %v, want SIGTERM", sig)
 	}
 	if alive(p.PID()) {
 		t.Fatal("still alive")
@@ -39,23 +57,22 @@ func TestStopKillsGroupAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	var grandchild int
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 1 {
-			grandchild, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-			break
+	testkit.WaitFor(t, "the grandchild to start", func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil || !strings.HasSuffix(string(b), "\n") {
+			return false
 		}
-	}
-	if grandchild == 0 {
-		t.Fatal("grandchild did not start")
-	}
+		grandchild, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return grandchild > 0
+	})
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(2 * time.Second); alive(grandchild); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("grandchild survived the group kill")
-		}
+	if sig := exitSignal(p); sig != syscall.SIGKILL {
+		t.Fatalf("the child that ignores SIGTERM ended by %v, want SIGKILL", sig)
 	}
+	// The grandchild is not ours to reap: it dies, then init reaps it.
+	testkit.WaitFor(t, "the grandchild to die with the group", func() bool { return !alive(grandchild) })
 }
 
 func TestExitIsReaped(t *testing.T) {

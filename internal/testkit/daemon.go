@@ -2,7 +2,6 @@ package testkit
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -90,12 +89,12 @@ func (d *Daemon) Stop(t testing.TB) {
 }
 
 // Command is exec.CommandContext with the test's context, for StartDaemon.
+// The test's context ends before its cleanups run: the program then gets
+// SIGTERM, not SIGKILL, so that a daemon stops its children too.
 func Command(t testing.TB, prog string, args ...string) *exec.Cmd {
-	ctx := context.Background()
-	if tt, ok := t.(interface{ Context() context.Context }); ok {
-		ctx = tt.Context()
-	}
-	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd := exec.CommandContext(t.Context(), prog, args...)
 	cmd.Env = os.Environ()
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = Patience
 	return cmd
 }

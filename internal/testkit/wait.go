@@ -1,7 +1,9 @@
 // Package testkit holds what the tests of every package share: one way to
 // wait for an event, one way to start a daemon on port 0 and learn its
-// address, one fake worker, and a goroutine-leak check. It is imported by
-// tests only.
+// address, and a goroutine-leak check. The one fake worker is its
+// subpackage fakeworker. testkit imports no rbee package, so that the
+// in-package tests of every one of them can use it; it is imported by tests
+// only.
 package testkit
 
 import (

@@ -11,14 +11,15 @@ import (
 // code to HTTP status.
 const (
 	// Requests that are wrong whatever the state of the system.
-	CodeBadRequest    = "bad_request"
-	CodeTooLarge      = "body_too_large"
-	CodeNotFound      = "not_found"
-	CodeUnknownModel  = "unknown_model"
-	CodeContextLength = "context_length_exceeded"
-	CodeUnauthorized  = "unauthorized"
-	CodeForbidden     = "forbidden"
-	CodeForbiddenHost = "forbidden_host" // a Host header that is not this daemon's (DNS rebinding)
+	CodeBadRequest     = "bad_request"
+	CodeTooLarge       = "body_too_large"
+	CodeNotFound       = "not_found"
+	CodeUnknownModel   = "unknown_model"
+	CodeContextLength  = "context_length_exceeded"
+	CodeUnauthorized   = "unauthorized"
+	CodeForbidden      = "forbidden"
+	CodeForbiddenHost  = "forbidden_host"  // a Host header that is not this daemon's (DNS rebinding)
+	CodeRequestTimeout = "request_timeout" // the request body did not arrive in time
 
 	// The service is busy or a part of it is missing; worth a retry.
 	CodeQueueFull       = "queue_full"
@@ -68,14 +69,15 @@ const (
 
 // statusOf is the HTTP status of each code. A code missing here is a 500.
 var statusOf = map[string]int{
-	CodeBadRequest:    http.StatusBadRequest,
-	CodeTooLarge:      http.StatusRequestEntityTooLarge,
-	CodeNotFound:      http.StatusNotFound,
-	CodeUnknownModel:  http.StatusNotFound,
-	CodeContextLength: http.StatusBadRequest,
-	CodeUnauthorized:  http.StatusUnauthorized,
-	CodeForbidden:     http.StatusForbidden,
-	CodeForbiddenHost: http.StatusForbidden,
+	CodeBadRequest:     http.StatusBadRequest,
+	CodeTooLarge:       http.StatusRequestEntityTooLarge,
+	CodeNotFound:       http.StatusNotFound,
+	CodeUnknownModel:   http.StatusNotFound,
+	CodeContextLength:  http.StatusBadRequest,
+	CodeUnauthorized:   http.StatusUnauthorized,
+	CodeForbidden:      http.StatusForbidden,
+	CodeForbiddenHost:  http.StatusForbidden,
+	CodeRequestTimeout: http.StatusRequestTimeout,
 
 	CodeQueueFull:       http.StatusTooManyRequests,
 	CodeNotReady:        http.StatusServiceUnavailable,

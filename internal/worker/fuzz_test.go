@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/engine/fake"
 )
 
@@ -20,12 +19,8 @@ func FuzzInferenceRequest(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	s := New(Config{QueueCap: 1 << 16, UnwatchedTimeout: 1})
-	m := &fake.Model{CtxSize: 64}
-	var em engine.Model = m
-	s.model.Store(&em)
-	s.load.set(0, "ready", "")
-	h := s.Handler()
+	w := start(f, &fake.Model{CtxSize: 64}, func(c *Config) { c.QueueCap = 1 << 16; c.UnwatchedTimeout = 1 })
+	h := w.Handler()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/inference", bytes.NewReader(body)))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/engine/fake"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -45,12 +46,12 @@ func TestReportsGPUUse(t *testing.T) {
 		t.Fatalf("while loading: %+v", r)
 	}
 	close(loading)
-	waitFor(t, "ready", func() bool { return s.Ready().Ready })
+	testkit.WaitFor(t, "ready", func() bool { return s.Ready().Ready })
 	want := wire.GPUUse{DeviceName: "NVIDIA H200", GPULayers: 25, DeviceMemoryBytes: 1536 << 20}
 	if r := s.Ready(); r.Device != "cuda:1" || r.GPUUse != want {
 		t.Fatalf("ready: %+v", r)
 	}
-	waitFor(t, "a ready heartbeat", func() bool {
+	testkit.WaitFor(t, "a ready heartbeat", func() bool {
 		_, beats := q.snapshot()
 		return len(beats) > 0 && beats[len(beats)-1].State == wire.StateReady
 	})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/engine/fake"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -46,6 +47,13 @@ func (q *fakeQueen) snapshot() (calls int, beats []wire.Heartbeat) {
 	return q.calls, append([]wire.Heartbeat(nil), q.beats...)
 }
 
+// testQueen serves q until the test's end and returns its URL.
+func testQueen(t *testing.T, q *fakeQueen) string {
+	qs := httptest.NewServer(q)
+	t.Cleanup(qs.Close)
+	return qs.URL
+}
+
 func TestHeartbeats(t *testing.T) {
 	q := &fakeQueen{}
 	qs := httptest.NewServer(q)
@@ -55,7 +63,7 @@ func TestHeartbeats(t *testing.T) {
 		c.URL = "http://127.0.0.1:9999"
 		c.HeartbeatInterval = 20 * time.Millisecond
 	})
-	waitFor(t, "ready heartbeats", func() bool {
+	testkit.WaitFor(t, "ready heartbeats", func() bool {
 		_, beats := q.snapshot()
 		return len(beats) >= 3 && beats[len(beats)-1].State == wire.StateReady
 	})
@@ -79,7 +87,7 @@ func TestHeartbeatBacksOffAndRecovers(t *testing.T) {
 	if text, _ := w.stream(t, w.submit(t, `{"prompt":"w"}`)); text != "xyz" {
 		t.Fatalf("text %q", text)
 	}
-	waitFor(t, "heartbeats to get through", func() bool {
+	testkit.WaitFor(t, "heartbeats to get through", func() bool {
 		_, beats := q.snapshot()
 		return len(beats) >= 1
 	})

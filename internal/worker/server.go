@@ -1,25 +1,22 @@
 // Package worker is llm-worker-rbee: one loaded model behind simple HTTP.
 // The queen posts an inference request, then streams its tokens as SSE; the
 // worker heartbeats to the queen. It is no job server to the network: its
-// jobs exist only to pair the POST with its stream.
+// jobs (a jobs.Registry, the one job store and stream loop of rbee) exist
+// only to pair the POST with its stream.
 package worker
 
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
+	"errors"
 	"log/slog"
-	randv2 "math/rand/v2"
-	"net/http"
-	"strings"
-	"sync"
+	"net"
 	"sync/atomic"
 	"time"
 
 	"github.com/rbee/rbee/internal/engine"
-	"github.com/rbee/rbee/internal/generate"
+	"github.com/rbee/rbee/internal/httpapi"
+	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -49,22 +46,29 @@ type Config struct {
 	Load func(progress func(float32)) (engine.Model, error)
 }
 
+// streamEvents is how many events a job keeps for its stream: its tokens
+// are at most its context, and a stream that attaches late (within
+// UnwatchedTimeout) must still get every one of a long generation.
+const streamEvents = 1 << 17
+
 // Server is a worker.
 type Server struct {
 	cfg   Config
 	load  loadState
 	model atomic.Pointer[engine.Model]
-	queue chan *job
-
-	mu   sync.Mutex
-	jobs map[string]*job
+	jobs  *jobs.Registry
+	gate  httpapi.Gate
+	// slots holds a token per generation running; generations wait their
+	// turn on it in arrival order.
+	slots chan struct{}
 
 	active  atomic.Int32
 	waiting atomic.Int32
 	kick    chan struct{} // asks the heartbeat loop to send now
 }
 
-// New returns a worker that has not started loading yet.
+// New returns a worker that has not started loading yet. Run (or Serve)
+// must be called: it also releases what New started.
 func New(cfg Config) *Server {
 	if cfg.Slots <= 0 {
 		cfg.Slots = 1
@@ -85,13 +89,49 @@ func New(cfg Config) *Server {
 		cfg.PingInterval = 10 * time.Second
 	}
 	s := &Server{
-		cfg:   cfg,
-		queue: make(chan *job, cfg.QueueCap),
-		jobs:  make(map[string]*job),
+		cfg: cfg,
+		jobs: jobs.NewRegistry(jobs.Options{
+			Actor:         "llm-worker-rbee",
+			IDPrefix:      "inf-",
+			Retain:        cfg.Retain,
+			BufferEvents:  streamEvents,
+			PingInterval:  cfg.PingInterval,
+			AttachTimeout: cfg.UnwatchedTimeout,
+		}),
+		// Workers listen on loopback or have a token (CheckBind): with no
+		// token everyone who reaches the worker is from this machine.
+		gate:  httpapi.Gate{Token: cfg.Token},
+		slots: make(chan struct{}, cfg.Slots),
 		kick:  make(chan struct{}, 1),
 	}
 	s.load = loadState{total: cfg.ModelSize, state: wire.StateLoading, changed: make(chan struct{})}
 	return s
+}
+
+// Serve serves the worker's API on ln while it loads the model and
+// generates, until ctx ends or the load fails (whose error it returns). It
+// shuts down in httpapi.Daemon's order: open inference streams end (with
+// an end event of stop_reason cancelled, then [DONE]), the listener closes,
+// then the model is freed once no generation uses it.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() {
+		ran <- s.Run(ctx)
+		cancel() // a failed load ends serving too
+	}()
+	err := httpapi.Daemon{Handler: s.Handler(), EndStreams: s.endStreams}.Serve(ctx, ln)
+	cancel()
+	return errors.Join(<-ran, err)
+}
+
+// endStreams cancels every job and waits (briefly) for their terminal
+// events, so that each open stream ends with them.
+func (s *Server) endStreams() {
+	if err := s.jobs.Close(); err != nil {
+		slog.Warn("some generations did not stop at once", "err", err)
+	}
 }
 
 // Run loads the model, then serves generations until ctx is done. It
@@ -107,6 +147,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.load.set(int64(f*float32(s.cfg.ModelSize)), wire.StateLoading, "")
 	})
 	if err != nil {
+		s.jobs.Close()
 		s.load.set(0, wire.StateError, err.Error())
 		s.nudge()
 		return err
@@ -117,138 +158,14 @@ func (s *Server) Run(ctx context.Context) error {
 	slog.Info("model loaded", "in", time.Since(start).Round(time.Millisecond), "model", info.Description, "ctx", info.CtxSize, "slots", s.cfg.Slots)
 	s.nudge()
 
-	var wg sync.WaitGroup
-	for range s.cfg.Slots {
-		wg.Go(func() { s.runner(ctx, m) })
-	}
 	<-ctx.Done()
-	s.cancelAll()
-	wg.Wait()
-	s.drain()
+	s.endStreams()
+	// Holding every slot proves that no generation uses the model any
+	// more: a job that still waits for one sees its cancelled context.
+	for range s.cfg.Slots {
+		s.slots <- struct{}{}
+	}
 	return m.Close()
-}
-
-func (s *Server) runner(ctx context.Context, m engine.Model) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-s.queue:
-			s.waiting.Add(-1)
-			s.generate(m, j)
-		}
-	}
-}
-
-// drain ends the jobs still queued at shutdown.
-func (s *Server) drain() {
-	for {
-		select {
-		case j := <-s.queue:
-			s.waiting.Add(-1)
-			j.finish(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: wire.StopCancelled, TokensIn: len(j.req.Prompt)})
-		default:
-			return
-		}
-	}
-}
-
-func (s *Server) generate(m engine.Model, j *job) {
-	queued := time.Since(j.created)
-	if !j.start() {
-		return // it ended while it waited: deadline or cancelled and drained
-	}
-	if j.ctx.Err() != nil {
-		j.finish(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: wire.StopCancelled, TokensIn: len(j.req.Prompt)})
-		return
-	}
-	s.active.Add(1)
-	s.nudge()
-	defer func() {
-		s.active.Add(-1)
-		s.nudge()
-	}()
-	i := 0
-	res, err := generate.Run(j.ctx, m, j.req, func(text string) error {
-		j.emit(wire.TypeToken, wire.NewToken(text, i))
-		i++
-		return nil
-	})
-	if err != nil {
-		j.finish(wire.TypeError, wire.NewError("inference_failed", err.Error()))
-		return
-	}
-	t := res.Timings
-	t.QueueMs = float64(queued.Microseconds()) / 1000
-	if t.TTFTMs > 0 {
-		t.TTFTMs += t.QueueMs
-	}
-	t.TotalMs += t.QueueMs
-	j.finish(wire.TypeEnd, wire.End{Type: wire.TypeEnd, StopReason: res.StopReason, TokensIn: res.TokensIn, TokensOut: res.TokensOut, Timings: t})
-}
-
-func (s *Server) cancelAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, j := range s.jobs {
-		j.cancel()
-	}
-}
-
-// submit validates and queues a request.
-func (s *Server) submit(req wire.InferenceRequest) (*job, error) {
-	mp := s.model.Load()
-	if mp == nil {
-		_, _, state, _, _ := s.load.get()
-		return nil, &wire.Error{Code: wire.CodeNotReady,
-			Message: "the model is not loaded (state " + state + ")", RetryAfter: 1}
-	}
-	greq, err := prepare(*mp, req, randv2.Uint32)
-	if err != nil {
-		return nil, err
-	}
-	j := newJob(newID("inf-"), greq)
-	// Count the job as waiting before it can be taken, so the count never
-	// goes below zero.
-	s.waiting.Add(1)
-	select {
-	case s.queue <- j:
-	default:
-		s.waiting.Add(-1)
-		j.cancel()
-		return nil, &wire.Error{Code: wire.CodeQueueFull,
-			Message: "the worker's queue is full; retry later", RetryAfter: 1}
-	}
-	s.mu.Lock()
-	s.jobs[j.id] = j
-	s.mu.Unlock()
-	context.AfterFunc(j.ctx, func() {
-		// Whatever ended the job, forget it once late readers had their time.
-		time.AfterFunc(s.cfg.Retain, func() { s.forget(j.id) })
-	})
-	if req.TimeoutMs != nil {
-		after := time.Duration(*req.TimeoutMs) * time.Millisecond
-		time.AfterFunc(after, func() { j.expire(after) })
-	}
-	time.AfterFunc(s.cfg.UnwatchedTimeout, func() {
-		if j.unwatched() {
-			j.cancel()
-		}
-	})
-	s.nudge()
-	return j, nil
-}
-
-func (s *Server) forget(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.jobs, id)
-}
-
-func (s *Server) job(id string) *job {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.jobs[id]
 }
 
 func (s *Server) ready() wire.Ready {
@@ -269,7 +186,7 @@ func (s *Server) ready() wire.Ready {
 		r.CtxSize, r.Device = info.CtxSize, info.Device
 		r.GPUUse = wire.GPUUse{DeviceName: info.DeviceName, GPULayers: info.GPULayers, DeviceMemoryBytes: info.DeviceMemoryBytes}
 		r.Ready = state == wire.StateReady
-		if r.Active >= r.Slots {
+		if r.Ready && r.Active >= r.Slots {
 			r.State = wire.StateBusy
 		}
 	}
@@ -281,21 +198,6 @@ func (s *Server) nudge() {
 	case s.kick <- struct{}{}:
 	default:
 	}
-}
-
-func newID(prefix string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
-
-// authorized checks the bearer token in constant time.
-func (s *Server) authorized(r *http.Request) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
 }
 
 // Ready reports what GET /v1/ready would answer.

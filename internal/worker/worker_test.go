@@ -1,13 +1,13 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,17 +15,18 @@ import (
 
 	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/engine/fake"
+	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/sse"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
 type testWorker struct {
 	*Server
-	model *fake.Model
-	url   string
+	url string
 }
 
-func start(t *testing.T, m *fake.Model, mutate func(*Config)) *testWorker {
+func start(t testing.TB, m engine.Model, mutate func(*Config)) *testWorker {
 	t.Helper()
 	cfg := Config{
 		WorkerID: "w1", HiveID: "localhost", ModelName: "fake", ModelSize: 100,
@@ -47,19 +48,28 @@ func start(t *testing.T, m *fake.Model, mutate func(*Config)) *testWorker {
 		<-done
 		ts.Close()
 	})
-	w := &testWorker{Server: s, model: m, url: ts.URL}
-	waitFor(t, "ready", func() bool { return s.Ready().Ready })
+	w := &testWorker{Server: s, url: ts.URL}
+	testkit.WaitFor(t, "ready", func() bool { return s.Ready().Ready })
 	return w
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+func TestMain(m *testing.M) { os.Exit(testkit.CheckLeaks(m)) }
+
+// job returns a kept job, or nil.
+func (s *Server) job(id string) *jobs.Job {
+	j, _ := s.jobs.Get(id)
+	return j
+}
+
+// finished reports whether a job's run function has returned.
+func finished(j *jobs.Job) func() bool {
+	return func() bool {
+		select {
+		case <-j.Finished():
+			return true
+		default:
+			return false
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -192,7 +202,7 @@ func TestBadRequests(t *testing.T) {
 func TestQueueFull(t *testing.T) {
 	w := start(t, &fake.Model{Delay: 20 * time.Millisecond}, func(c *Config) { c.QueueCap = 1 })
 	a := w.submit(t, `{"prompt":"a","max_tokens":50}`)
-	waitFor(t, "first job running", func() bool { return w.Ready().Active == 1 })
+	testkit.WaitFor(t, "first job running", func() bool { return w.Ready().Active == 1 })
 	b := w.submit(t, `{"prompt":"a","max_tokens":1}`)
 	if r := w.Ready(); r.QueueLen != 1 || r.State != wire.StateBusy {
 		t.Fatalf("ready while full: %+v", r)
@@ -225,7 +235,7 @@ func TestDeleteStopsWithinOneToken(t *testing.T) {
 	m := &fake.Model{Delay: 5 * time.Millisecond}
 	w := start(t, m, nil)
 	jc := w.submit(t, `{"prompt":"a","max_tokens":400}`)
-	waitFor(t, "some tokens", func() bool { return m.Decodes() >= 3 })
+	testkit.WaitFor(t, "some tokens", func() bool { return m.Decodes() >= 3 })
 	w.cancel(t, jc.JobID)
 	at := m.Decodes()
 	_, events := w.stream(t, jc)
@@ -257,14 +267,15 @@ func TestDroppedStreamStopsGeneration(t *testing.T) {
 	cancel()
 	resp.Body.Close()
 	j := w.job(jc.JobID)
-	waitFor(t, "job to end", j.isDone)
+	testkit.WaitFor(t, "job to end", finished(j))
 	at := m.Decodes()
 	time.Sleep(30 * time.Millisecond)
 	if m.Decodes() != at {
 		t.Fatal("generation went on after the stream was dropped")
 	}
-	if end := j.events[len(j.events)-1]; end.typ != wire.TypeEnd || !bytes.Contains(end.data, []byte(wire.StopCancelled)) {
-		t.Fatalf("last event %s %s", end.typ, end.data)
+	// A late reader gets the whole stream, ended by the cancellation.
+	if _, events := w.stream(t, jc); last(events).Type != wire.TypeEnd || last(events).StopReason != wire.StopCancelled {
+		t.Fatalf("last event %+v", last(events))
 	}
 }
 
@@ -272,17 +283,20 @@ func TestUnwatchedJobIsCancelled(t *testing.T) {
 	m := &fake.Model{Delay: 5 * time.Millisecond}
 	w := start(t, m, func(c *Config) { c.UnwatchedTimeout = 50 * time.Millisecond })
 	jc := w.submit(t, `{"prompt":"a","max_tokens":400}`)
-	waitFor(t, "unwatched job to end", w.job(jc.JobID).isDone)
+	testkit.WaitFor(t, "unwatched job to end", finished(w.job(jc.JobID)))
+	if _, events := w.stream(t, jc); last(events).StopReason != wire.StopCancelled {
+		t.Fatalf("last event %+v", last(events))
+	}
 }
 
 func TestLateStreamReplaysAndJobsAreForgotten(t *testing.T) {
 	w := start(t, &fake.Model{}, func(c *Config) { c.Retain = 100 * time.Millisecond })
 	jc := w.submit(t, `{"prompt":"t"}`)
-	waitFor(t, "job to end", w.job(jc.JobID).isDone)
+	testkit.WaitFor(t, "job to end", finished(w.job(jc.JobID)))
 	if text, _ := w.stream(t, jc); text != "uvwxyz" {
 		t.Fatalf("late stream %q", text)
 	}
-	waitFor(t, "job to be forgotten", func() bool { return w.job(jc.JobID) == nil })
+	testkit.WaitFor(t, "job to be forgotten", func() bool { return w.job(jc.JobID) == nil })
 	resp, err := http.Get(w.url + jc.SSEURL)
 	if err != nil {
 		t.Fatal(err)
@@ -448,7 +462,7 @@ func TestChatMessages(t *testing.T) {
 func TestQueueDeadline(t *testing.T) {
 	w := start(t, &fake.Model{Delay: 20 * time.Millisecond}, nil)
 	a := w.submit(t, `{"prompt":"a","max_tokens":100}`)
-	waitFor(t, "first job running", func() bool { return w.Ready().Active == 1 })
+	testkit.WaitFor(t, "first job running", func() bool { return w.Ready().Active == 1 })
 	b := w.submit(t, `{"prompt":"a","timeout_ms":30}`)
 	_, events := w.stream(t, b)
 	if e := last(events); e.Type != wire.TypeError || e.Code != wire.CodeDeadline {

@@ -1,14 +1,13 @@
 // Package workerclient is the typed client of a worker's simple HTTP API,
-// used by the queen, the benchmarks and the tests.
+// used by the queen, the hive, the benchmarks and the tests. Its transport,
+// streaming and error decoding are jobs.Client's: every error answer is a
+// *wire.Error, decoded by jobs.ReadError.
 package workerclient
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -25,56 +24,14 @@ type Client struct {
 	HTTP    *http.Client // nil: http.DefaultClient; no Timeout (streams are long)
 }
 
-func (c *Client) stream() *jobs.Client {
+func (c *Client) api() *jobs.Client {
 	return &jobs.Client{BaseURL: c.BaseURL, HTTP: c.HTTP, Token: c.Token}
-}
-
-func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	lr := io.LimitReader(resp.Body, 1<<20)
-	if resp.StatusCode/100 != 2 {
-		var eb wire.ErrorBody
-		if json.NewDecoder(lr).Decode(&eb) != nil || eb.Error.Message == "" {
-			eb.Error.Message = resp.Status
-		}
-		return &wire.Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(lr).Decode(out)
 }
 
 // Ready asks the worker's state.
 func (c *Client) Ready(ctx context.Context) (wire.Ready, error) {
 	var r wire.Ready
-	err := c.do(ctx, http.MethodGet, "/v1/ready", nil, &r)
+	err := c.api().Get(ctx, "/v1/ready", &r)
 	return r, err
 }
 
@@ -102,7 +59,7 @@ func (c *Client) WaitReady(ctx context.Context) error {
 // Submit posts an inference request.
 func (c *Client) Submit(ctx context.Context, req wire.InferenceRequest) (wire.JobCreated, error) {
 	var jc wire.JobCreated
-	err := c.do(ctx, http.MethodPost, "/v1/inference", req, &jc)
+	err := c.api().Post(ctx, "/v1/inference", req, &jc)
 	if err == nil && !strings.HasPrefix(jc.SSEURL, "/v1/inference/") {
 		err = fmt.Errorf("worker answered an unexpected stream URL %q", jc.SSEURL)
 	}
@@ -112,12 +69,12 @@ func (c *Client) Submit(ctx context.Context, req wire.InferenceRequest) (wire.Jo
 // Stream reads a job's events, calling fn for each, and returns the end
 // event. An error event is returned as a *wire.Error.
 func (c *Client) Stream(ctx context.Context, jc wire.JobCreated, fn func(wire.Event) error) (wire.Event, error) {
-	return c.stream().StreamPath(ctx, jc.SSEURL, fn)
+	return c.api().StreamPath(ctx, jc.SSEURL, fn)
 }
 
 // Cancel stops a job.
 func (c *Client) Cancel(ctx context.Context, jobID string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/inference/"+url.PathEscape(jobID), nil, nil)
+	return c.api().Delete(ctx, "/v1/inference/"+url.PathEscape(jobID))
 }
 
 // Generate submits req and streams it to the end. If ctx ends first the job
@@ -130,7 +87,7 @@ func (c *Client) Generate(ctx context.Context, req wire.InferenceRequest, fn fun
 	}
 	end, err := c.Stream(ctx, jc, fn)
 	if err != nil && ctx.Err() != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = c.Cancel(cctx, jc.JobID)
 	}

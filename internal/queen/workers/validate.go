@@ -11,8 +11,8 @@ import (
 	"github.com/rbee/rbee/internal/wire"
 )
 
-// MaxName bounds worker ids, hive ids and model names in heartbeats.
-const MaxName = 128
+// maxText bounds the free-text fields of a heartbeat (device names).
+const maxText = 128
 
 // maxCount bounds slot and queue counts: anything larger is a broken or
 // hostile sender, and would skew the least-busy choice.
@@ -21,20 +21,24 @@ const maxCount = 1 << 20
 // Validate checks a heartbeat from the network before the registry or the
 // scheduler trusts it: the queen will post prompts to its URL.
 func Validate(hb wire.Heartbeat) error {
-	for _, f := range []struct{ name, v string }{
-		{"worker_id", hb.WorkerID}, {"hive_id", hb.HiveID}, {"model", hb.Model},
-	} {
-		if err := CheckName(f.name, f.v); err != nil {
-			return err
-		}
+	// The names are the ones every part of rbee checks alike: the queen
+	// must not list a worker under a name the CLI or a hive refuses.
+	if err := wire.CheckWorkerID(hb.WorkerID); err != nil {
+		return fmt.Errorf("worker_id: %w", err)
+	}
+	if err := wire.CheckHiveID(hb.HiveID); err != nil {
+		return fmt.Errorf("hive_id: %w", err)
+	}
+	if err := wire.CheckModelID(hb.Model); err != nil {
+		return fmt.Errorf("model: %w", err)
 	}
 	if hb.Device != "" {
-		if err := CheckName("device", hb.Device); err != nil {
+		if err := checkText("device", hb.Device); err != nil {
 			return err
 		}
 	}
 	if hb.DeviceName != "" {
-		if err := CheckName("device_name", hb.DeviceName); err != nil {
+		if err := checkText("device_name", hb.DeviceName); err != nil {
 			return err
 		}
 	}
@@ -86,14 +90,14 @@ func CheckURL(s string) error {
 	return nil
 }
 
-// CheckName accepts a non-empty printable name of at most MaxName bytes, such
-// as a worker id; field names it in the error.
-func CheckName(field, v string) error {
+// checkText accepts a non-empty printable text of at most maxText bytes;
+// field names it in the error.
+func checkText(field, v string) error {
 	if v == "" {
 		return fmt.Errorf("%s is required", field)
 	}
-	if len(v) > MaxName {
-		return fmt.Errorf("%s is %d bytes; the limit is %d", field, len(v), MaxName)
+	if len(v) > maxText {
+		return fmt.Errorf("%s is %d bytes; the limit is %d", field, len(v), maxText)
 	}
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("%s is not valid UTF-8", field)

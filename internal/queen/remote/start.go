@@ -1,4 +1,4 @@
-package queen
+package remote
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rbee/rbee/internal/queen/fleet"
 	"github.com/rbee/rbee/internal/sshx"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -45,7 +46,7 @@ echo "$pid $log"`
 // start starts the hive on the host, or finds it running, and returns once
 // it answers the queen at its URL.
 func (r *remote) start() error {
-	st := r.s.probe(r.ctx(), r.h)
+	st := r.l.fleet.Probe(r.ctx(), r.h)
 	if st.State == wire.HiveOnline {
 		if st.HiveID != r.h.Alias {
 			return wire.Errorf(wire.CodeHiveUnreachable, "%s answers as hive %q, not %s; is HivePort %d right?", st.URL, st.HiveID, r.h.Alias, r.h.HivePort)
@@ -54,7 +55,7 @@ func (r *remote) start() error {
 		r.j.Emit(wire.NewResult(st))
 		return nil
 	}
-	if tok, err := r.s.tokens.get(r.h.Alias); err != nil {
+	if tok, err := r.l.fleet.Tokens.Get(r.h.Alias); err != nil {
 		return err
 	} else if tok == "" {
 		return wire.Errorf(wire.CodeNotInstalled, "hive %s has no token on this machine: install it first with: rbee hive install -a %s", r.h.Alias, r.h.Alias)
@@ -63,7 +64,7 @@ func (r *remote) start() error {
 	if err != nil {
 		return err
 	}
-	queenURL, err := r.s.queenURLFor(c, r.h)
+	queenURL, err := r.l.queenURLFor(c, r.h)
 	if err != nil {
 		return err
 	}
@@ -85,13 +86,13 @@ func (r *remote) start() error {
 		return wire.Errorf(wire.CodeSSHFailed, "starting hive %s: unexpected answer %.100q", r.h.Alias, out)
 	}
 	r.j.Narrate("start", fmt.Sprintf("Started rbee-hive on %s (pid %d, log %s there); its workers listen on %s and report to %s; waiting for it at %s",
-		r.h.Alias, pid, logPath, workerHost, queenURL, hiveURL(r.h)))
+		r.h.Alias, pid, logPath, workerHost, queenURL, fleet.URL(r.h)))
 	st, err = r.awaitUp(pid, logPath)
 	if err != nil {
 		r.abandon()
 		return err
 	}
-	caps, err := r.s.capabilities(r.ctx(), r.h)
+	caps, err := r.l.fleet.Capabilities(r.ctx(), r.h)
 	if err != nil {
 		return wire.Errorf(wire.CodeHiveUnreachable, "hive %s is up but refuses this queen (%v): is its token the one install gave it? install it again and restart it", r.h.Alias, err)
 	}
@@ -105,10 +106,10 @@ func (r *remote) start() error {
 // up with the hive's last words when the process is gone or the start
 // timeout passes.
 func (r *remote) awaitUp(pid int, logPath string) (wire.HiveStatus, error) {
-	deadline := time.Now().Add(r.s.opt.HiveStartTimeout)
+	deadline := time.Now().Add(r.l.opt.HiveStartTimeout)
 	lastCheck := time.Now()
 	for {
-		st := r.s.probe(r.ctx(), r.h)
+		st := r.l.fleet.Probe(r.ctx(), r.h)
 		if st.State == wire.HiveOnline && st.HiveID == r.h.Alias {
 			return st, nil
 		}
@@ -117,7 +118,7 @@ func (r *remote) awaitUp(pid int, logPath string) (wire.HiveStatus, error) {
 		}
 		if time.Now().After(deadline) {
 			return st, wire.Errorf(wire.CodeHiveUnreachable, "hive %s did not answer at %s within %s (%s); its log on the host says: %s",
-				r.h.Alias, st.URL, r.s.opt.HiveStartTimeout, st.Error, r.lastWords(logPath))
+				r.h.Alias, st.URL, r.l.opt.HiveStartTimeout, st.Error, r.lastWords(logPath))
 		}
 		if time.Since(lastCheck) >= time.Second {
 			lastCheck = time.Now()

@@ -1,23 +1,54 @@
-package queen
+// Package placement decides where a worker for a model starts when none
+// serves it (which live hive has the model or can get it, on which device
+// there is room) and starts it there, trying the next place when a start
+// fails.
+package placement
 
 import (
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/device"
 	"github.com/rbee/rbee/internal/modelref"
+	"github.com/rbee/rbee/internal/queen/fleet"
 	"github.com/rbee/rbee/internal/wire"
 )
 
-// errNowhere says that no live hive has the model or can get it: the
+// ErrNowhere says that no live hive has the model or can get it: the
 // caller says so in its own terms (no_worker for the job protocol, a 404
 // for the API).
-var errNowhere = errors.New("no live hive has the model")
+var ErrNowhere = errors.New("no live hive has the model")
+
+// Options configures a Placer.
+type Options struct {
+	Fleet *fleet.Fleet
+	// StartedNote tells a person how long a started worker stays (its
+	// keep_alive); it ends the narration of a start.
+	StartedNote string
+	Logger      *slog.Logger
+}
+
+// Placer places and starts workers.
+type Placer struct {
+	opt   Options
+	fleet *fleet.Fleet
+	log   *slog.Logger
+}
+
+// New returns a Placer.
+func New(opt Options) *Placer {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	return &Placer{opt: opt, fleet: opt.Fleet, log: opt.Logger}
+}
 
 // want is a model a worker must be started for.
 type want struct {
@@ -57,24 +88,24 @@ type hiveOffer struct {
 // only the hive's own checks apply), or, for a path, when it is the hive
 // the request names (the local one by default), which imports the file.
 // Numbers a hive does not report (RAM 0) do not rule it out. It returns
-// errNowhere when no live hive qualifies, and an unavailable error naming
+// ErrNowhere when no live hive qualifies, and an unavailable error naming
 // each hive's free memory when none has room.
-func (s *Server) placements(ctx context.Context, w want) ([]placement, error) {
-	offers, err := s.offers(ctx, w)
+func (p *Placer) placements(ctx context.Context, w want) ([]placement, error) {
+	offers, err := p.offers(ctx, w)
 	if err != nil {
 		return nil, err
 	}
 	var gpu, cpu []placement
 	var short []string
 	for _, o := range offers {
-		p := placement{hive: o.hive, spawn: w.model}
+		pl := placement{hive: o.hive, spawn: w.model}
 		switch {
 		case o.entry != nil && w.ref.Kind != modelref.KindPath:
-			p.spawn, p.need = o.entry.ID, needs(*o.entry)
+			pl.spawn, pl.need = o.entry.ID, needs(*o.entry)
 		case o.entry != nil:
-			p.need = needs(*o.entry)
+			pl.need = needs(*o.entry)
 		}
-		fits := func(free uint64) bool { return free == 0 || p.need == 0 || free >= p.need }
+		fits := func(free uint64) bool { return free == 0 || pl.need == 0 || free >= pl.need }
 		var room []string
 		if o.caps != nil {
 			for _, g := range o.caps.GPUs {
@@ -82,20 +113,20 @@ func (s *Server) placements(ctx context.Context, w want) ([]placement, error) {
 					continue
 				}
 				if fits(g.MemoryFreeBytes) {
-					q := p
+					q := pl
 					q.device, q.free = g.Device, g.MemoryFreeBytes
 					gpu = append(gpu, q)
 				} else {
 					room = append(room, fmt.Sprintf("%s %d MiB", g.Device, g.MemoryFreeBytes>>20))
 				}
 			}
-			p.free = o.caps.RAMFreeBytes
+			pl.free = o.caps.RAMFreeBytes
 		}
-		if fits(p.free) {
-			cpu = append(cpu, p)
+		if fits(pl.free) {
+			cpu = append(cpu, pl)
 			continue
 		}
-		room = append(room, fmt.Sprintf("RAM %d MiB", p.free>>20))
+		room = append(room, fmt.Sprintf("RAM %d MiB", pl.free>>20))
 		short = append(short, fmt.Sprintf("%s has %s free", o.hive.Alias, strings.Join(room, ", ")))
 	}
 	byFree := func(a, b placement) int {
@@ -118,24 +149,24 @@ func (s *Server) placements(ctx context.Context, w want) ([]placement, error) {
 
 // offers asks every live hive that may serve w for its catalog entry of
 // the model and its capabilities, at once.
-func (s *Server) offers(ctx context.Context, w want) ([]hiveOffer, error) {
+func (p *Placer) offers(ctx context.Context, w want) ([]hiveOffer, error) {
 	var hives []config.Hive
 	if w.hive != "" {
-		h, err := s.hive(w.hive, "hive_id")
+		h, err := p.fleet.Find(w.hive, "hive_id")
 		if err != nil {
 			// A hive that is not configured serves nothing.
-			s.log.Debug("no placement on an unknown hive", "hive", w.hive, "err", err)
-			return nil, errNowhere
+			p.log.Debug("no placement on an unknown hive", "hive", w.hive, "err", err)
+			return nil, ErrNowhere
 		}
 		hives = []config.Hive{h}
 	} else {
-		all, err := s.opt.Hives()
+		all, err := p.fleet.List()
 		if err != nil {
-			return nil, fmt.Errorf("reading the hive list: %w", err)
+			return nil, err
 		}
 		hives = all
 	}
-	sts := s.probeAll(ctx, hives)
+	sts := p.fleet.ProbeAll(ctx, hives)
 	found := make([]*hiveOffer, len(hives))
 	var wg sync.WaitGroup
 	for i, h := range hives {
@@ -143,9 +174,9 @@ func (s *Server) offers(ctx context.Context, w want) ([]hiveOffer, error) {
 			continue
 		}
 		wg.Go(func() {
-			ms, err := s.hiveModels(ctx, h)
+			ms, err := p.fleet.Models(ctx, h)
 			if err != nil {
-				s.log.Warn("cannot list a hive's models for a placement", "hive", h.Alias, "err", err)
+				p.log.Warn("cannot list a hive's models for a placement", "hive", h.Alias, "err", err)
 				return
 			}
 			o := &hiveOffer{hive: h}
@@ -155,10 +186,10 @@ func (s *Server) offers(ctx context.Context, w want) ([]hiveOffer, error) {
 			if w.ref.Kind == modelref.KindPath && o.entry != nil && o.entry.Path != w.ref.Path {
 				o.entry = nil // another file under the same id: the path's own is unknown
 			}
-			if o.entry == nil && !s.canGet(w, h) {
+			if o.entry == nil && !canGet(w, h) {
 				return
 			}
-			if caps, err := s.capabilities(ctx, h); err == nil {
+			if caps, err := p.fleet.Capabilities(ctx, h); err == nil {
 				o.caps = caps
 			}
 			found[i] = o
@@ -172,7 +203,7 @@ func (s *Server) offers(ctx context.Context, w want) ([]hiveOffer, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, errNowhere
+		return nil, ErrNowhere
 	}
 	return out, nil
 }
@@ -180,12 +211,12 @@ func (s *Server) offers(ctx context.Context, w want) ([]hiveOffer, error) {
 // canGet reports whether hive h can get a model its catalog lacks: it
 // downloads an hf: reference, and imports a path when it is the hive the
 // request is for (a path means a file on one machine).
-func (s *Server) canGet(w want, h config.Hive) bool {
+func canGet(w want, h config.Hive) bool {
 	switch w.ref.Kind {
 	case modelref.KindHF:
 		return true
 	case modelref.KindPath:
-		return h.Alias == cmp.Or(w.hive, localAlias)
+		return h.Alias == cmp.Or(w.hive, fleet.LocalAlias)
 	}
 	return false
 }
@@ -197,4 +228,11 @@ func needs(m wire.ModelInfo) uint64 {
 		return m.MemoryBytes
 	}
 	return uint64(max(m.SizeBytes, 0))
+}
+
+// validDevice reports whether a worker may be asked to run on d: the
+// hive and the worker parse device names with the same package.
+func validDevice(d string) bool {
+	_, err := device.Parse(d)
+	return err == nil
 }

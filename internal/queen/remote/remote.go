@@ -1,4 +1,8 @@
-package queen
+// Package remote is the SSH lifecycle of hives on other machines: install
+// copies the programs (and the GPU backend a host can run) with the hive's
+// token, start runs the hive as a daemon there and waits until it answers
+// the queen, stop and uninstall undo that.
+package remote
 
 import (
 	"context"
@@ -14,6 +18,7 @@ import (
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/queen/fleet"
 	"github.com/rbee/rbee/internal/sshx"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -28,13 +33,44 @@ const (
 	// remoteStopWait bounds a remote hive's stop: its workers' grace, and
 	// the network.
 	remoteStopWait = 40 * time.Second
+	// pollInterval is how often a starting hive is asked whether it answers.
+	pollInterval = 100 * time.Millisecond
 )
 
-// remoteHiveOp runs hive_install, hive_uninstall, hive_start and hive_stop
-// for a hive on another machine, over SSH.
-func (s *Server) remoteHiveOp(op wire.Operation, h config.Hive) jobs.RunFunc {
+// Options configures a Lifecycle.
+type Options struct {
+	// Fleet is the queen's hives: their probes, clients and tokens.
+	Fleet *fleet.Fleet
+	// SSH configures the logins to the hives' hosts.
+	SSH sshx.Options
+	// HiveStartTimeout bounds waiting for a started hive to answer.
+	HiveStartTimeout time.Duration
+	// WorkerBinary is the llm-worker-rbee that install copies; empty: the
+	// one beside the rbee-hive it copies.
+	WorkerBinary string
+	// URL, BindHost, Port and AdvertiseURL decide the queen URL a host is
+	// given (see queenURLFor).
+	URL          string
+	BindHost     string
+	Port         int
+	AdvertiseURL string
+}
+
+// Lifecycle installs, starts, stops and uninstalls hives on other
+// machines, over SSH.
+type Lifecycle struct {
+	opt   Options
+	fleet *fleet.Fleet
+}
+
+// New returns the lifecycle of remote hives.
+func New(opt Options) *Lifecycle { return &Lifecycle{opt: opt, fleet: opt.Fleet} }
+
+// Op runs hive_install, hive_uninstall, hive_start or hive_stop for hive h
+// on another machine.
+func (l *Lifecycle) Op(op wire.Operation, h config.Hive) jobs.RunFunc {
 	return func(j *jobs.Job) error {
-		r := &remote{s: s, j: j, h: h, acceptNew: op.AcceptNewHostKey}
+		r := &remote{l: l, j: j, h: h, acceptNew: op.AcceptNewHostKey}
 		defer r.close()
 		switch op.Operation {
 		case wire.OpHiveInstall:
@@ -53,7 +89,7 @@ func (s *Server) remoteHiveOp(op wire.Operation, h config.Hive) jobs.RunFunc {
 // remote is one lifecycle operation on a remote hive. It logs in at most
 // once, when the operation first needs the host.
 type remote struct {
-	s         *Server
+	l         *Lifecycle
 	j         *jobs.Job
 	h         config.Hive
 	acceptNew bool
@@ -74,7 +110,7 @@ func (r *remote) client() (*sshx.Client, error) {
 	if r.c != nil {
 		return r.c, nil
 	}
-	opt := r.s.opt.SSH
+	opt := r.l.opt.SSH
 	opt.AcceptNewHostKey = r.acceptNew
 	opt.OnNewHostKey = func(fp, file string) {
 		r.j.Narrate("ssh", fmt.Sprintf("Recorded the host key of %s (%s) in %s", r.h.Alias, fp, file))
@@ -136,7 +172,7 @@ func (r *remote) fail(err error) error {
 // install copies the hive and worker programs to the host, after checking
 // that they are built for it, and hands the hive its token.
 func (r *remote) install() error {
-	files, plat, err := r.s.installFiles()
+	files, plat, err := r.l.installFiles()
 	if err != nil {
 		return err
 	}
@@ -175,7 +211,7 @@ func (r *remote) install() error {
 		return err
 	}
 	res.Files = append(res.Files, gpuFiles...)
-	tok, created, err := r.s.tokens.ensure(r.h.Alias)
+	tok, created, err := r.l.fleet.Tokens.Ensure(r.h.Alias)
 	if err != nil {
 		return fmt.Errorf("making the token of hive %s: %w", r.h.Alias, err)
 	}
@@ -197,12 +233,12 @@ func (r *remote) install() error {
 // when set; else, for a queen listening on every address, the address
 // this machine's SSH connection comes from (the host can answer it), with
 // the queen's port. A queen on loopback only cannot be reached from there.
-func (s *Server) queenURLFor(c *sshx.Client, h config.Hive) (string, error) {
-	if s.opt.AdvertiseURL != "" {
-		return strings.TrimRight(s.opt.AdvertiseURL, "/"), nil
+func (l *Lifecycle) queenURLFor(c *sshx.Client, h config.Hive) (string, error) {
+	if l.opt.AdvertiseURL != "" {
+		return strings.TrimRight(l.opt.AdvertiseURL, "/"), nil
 	}
-	host, port := s.opt.BindHost, s.opt.Port
-	if u, err := url.Parse(s.opt.URL); err == nil && (host == "" || port == 0) {
+	host, port := l.opt.BindHost, l.opt.Port
+	if u, err := url.Parse(l.opt.URL); err == nil && (host == "" || port == 0) {
 		if host == "" {
 			host = u.Hostname()
 		}
@@ -213,7 +249,7 @@ func (s *Server) queenURLFor(c *sshx.Client, h config.Hive) (string, error) {
 	if host == "" || httpapi.IsLoopback(host) || port == 0 {
 		return "", wire.Errorf(wire.CodeUnavailable, "this queen listens on %s, which the workers on %s cannot reach: "+
 			"start it on an address the host can reach (queen-rbee --host 0.0.0.0, or queen_host in config.toml; "+
-			"that needs queen_token), or set queen_advertise_url in config.toml", s.opt.URL, h.Alias)
+			"that needs queen_token), or set queen_advertise_url in config.toml", l.opt.URL, h.Alias)
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		la, ok := c.LocalAddr().(*net.TCPAddr)

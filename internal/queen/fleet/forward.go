@@ -1,4 +1,4 @@
-package queen
+package fleet
 
 import (
 	"context"
@@ -6,33 +6,38 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
-// forward runs op on hive h and relays every event of the hive's job into
+// cancelTimeout bounds the DELETE that stops a hive's job the queen no
+// longer wants.
+const cancelTimeout = 2 * time.Second
+
+// Forward runs op on hive h and relays every event of the hive's job into
 // the queen's: narration, progress and the result or error that ends it.
-func (s *Server) forward(h config.Hive, op wire.Operation) jobs.RunFunc {
+func (f *Fleet) Forward(h config.Hive, op wire.Operation) jobs.RunFunc {
 	return func(j *jobs.Job) error {
-		_, err := s.runOnHive(j.Context(), h, op, func(e wire.Event) error {
-			j.Emit(tagHive(e, h.Alias))
+		_, err := f.Run(j.Context(), h, op, func(e wire.Event) error {
+			j.Emit(TagHive(e, h.Alias))
 			return nil
 		})
 		return err
 	}
 }
 
-// runOnHive submits op to hive h and streams its job to fn, cancelling the
+// Run submits op to hive h and streams its job to fn, cancelling the
 // hive's job when ctx ends first. Its errors name the hive and keep the
 // hive's error codes; a hive that cannot be reached is hive_unreachable
 // with the command that starts it.
-func (s *Server) runOnHive(ctx context.Context, h config.Hive, op wire.Operation, fn func(wire.Event) error) (wire.Event, error) {
+func (f *Fleet) Run(ctx context.Context, h config.Hive, op wire.Operation, fn func(wire.Event) error) (wire.Event, error) {
 	// The hive is the one addressed; it has no use for the routing field,
 	// and a hive started under another id must not refuse the operation.
 	op.HiveID = ""
-	c := s.hiveClient(h)
+	c := f.Client(h)
 	jc, err := c.Submit(ctx, op)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -59,35 +64,37 @@ func hiveError(h config.Hive, err error, started bool) error {
 		return wire.Errorf(re.Code, "hive %s: %s", h.Alias, re.Message)
 	}
 	if started {
-		return wire.Errorf(wire.CodeHiveUnreachable, "lost hive %s at %s mid-operation (%v); is it still running? see rbee hive status -a %s", h.Alias, hiveURL(h), err, h.Alias)
+		return wire.Errorf(wire.CodeHiveUnreachable, "lost hive %s at %s mid-operation (%v); is it still running? see rbee hive status -a %s", h.Alias, URL(h), err, h.Alias)
 	}
-	return unreachable(h, err)
+	return Unreachable(h, err)
 }
 
-func unreachable(h config.Hive, err error) error {
-	return wire.Errorf(wire.CodeHiveUnreachable, "hive %s at %s does not answer (%v); start it with: rbee hive start -a %s", h.Alias, hiveURL(h), err, h.Alias)
+// Unreachable is the error of a hive that does not answer, with the
+// command that starts it.
+func Unreachable(h config.Hive, err error) error {
+	return wire.Errorf(wire.CodeHiveUnreachable, "hive %s at %s does not answer (%v); start it with: rbee hive start -a %s", h.Alias, URL(h), err, h.Alias)
 }
 
-// tagHive fills in which hive a relayed narration comes from.
-func tagHive(e wire.Event, alias string) wire.Event {
+// TagHive fills in which hive a relayed narration comes from.
+func TagHive(e wire.Event, alias string) wire.Event {
 	if e.Type == wire.TypeNarration && e.HiveID == "" {
 		e.HiveID = alias
 	}
 	return e
 }
 
-// forwardAll runs a list operation on every hive that answers and merges
+// ForwardAll runs a list operation on every hive that answers and merges
 // their lists into one result. Hives that are down are skipped: a list of
 // what is running is still right without them.
-func (s *Server) forwardAll(op wire.Operation) jobs.RunFunc {
+func (f *Fleet) ForwardAll(op wire.Operation) jobs.RunFunc {
 	return func(j *jobs.Job) error {
 		ctx := j.Context()
-		hives, err := s.opt.Hives()
+		hives, err := f.List()
 		if err != nil {
-			return fmt.Errorf("reading the hive list: %w", err)
+			return err
 		}
 		var live []config.Hive
-		for i, st := range s.probeAll(ctx, hives) {
+		for i, st := range f.ProbeAll(ctx, hives) {
 			if st.State == wire.HiveOnline {
 				live = append(live, hives[i])
 			}
@@ -103,9 +110,9 @@ func (s *Server) forwardAll(op wire.Operation) jobs.RunFunc {
 		var wg sync.WaitGroup
 		for i, h := range live {
 			wg.Go(func() {
-				ev, err := s.runOnHive(ctx, h, op, func(e wire.Event) error {
+				ev, err := f.Run(ctx, h, op, func(e wire.Event) error {
 					if !e.Terminal() {
-						j.Emit(tagHive(e, h.Alias))
+						j.Emit(TagHive(e, h.Alias))
 					}
 					return nil
 				})

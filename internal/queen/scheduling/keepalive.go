@@ -1,11 +1,9 @@
-package queen
+package scheduling
 
 import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/rbee/rbee/internal/wire"
 )
 
 // stopTimeout bounds the worker_stop of an idle worker.
@@ -23,7 +21,7 @@ type idleWatch struct {
 // keepAlive stops the workers that had no request running on them and
 // none waiting for them for Options.KeepAlive, through worker_stop on
 // their hive. It runs until the queen closes.
-func (s *Server) keepAlive() {
+func (s *Scheduler) keepAlive() {
 	every := min(max(s.opt.KeepAlive/4, 50*time.Millisecond), 10*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -42,7 +40,7 @@ func (s *Server) keepAlive() {
 // requests in flight there, or while a request waits in the queue that it
 // could serve. A worker is first seen idle when the queen first looks, so
 // a new one gets the whole keep_alive.
-func (s *Server) stopIdle(now time.Time) {
+func (s *Scheduler) stopIdle(now time.Time) {
 	if s.opt.KeepAlive <= 0 {
 		return // keep_alive 0: workers stay until stopped by hand
 	}
@@ -91,7 +89,7 @@ func (s *Server) stopIdle(now time.Time) {
 // fails (a worker started by hand that no hive knows, a hive that does not
 // answer), the worker is back in service and tried again after another
 // keep_alive.
-func (s *Server) stopWorker(id, hiveID string) {
+func (s *Scheduler) stopWorker(id, hiveID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	go func() {
@@ -101,14 +99,7 @@ func (s *Server) stopWorker(id, hiveID string) {
 		case <-ctx.Done():
 		}
 	}()
-	err := func() error {
-		h, err := s.hive(hiveID, "hive_id")
-		if err != nil {
-			return err
-		}
-		_, err = s.runOnHive(ctx, h, wire.Operation{Operation: wire.OpWorkerStop, WorkerID: id}, nil)
-		return err
-	}()
+	err := s.opt.Stop(ctx, id, hiveID)
 	if err == nil {
 		s.log.Info("stopped an idle worker", "worker_id", id, "hive", hiveID)
 		return

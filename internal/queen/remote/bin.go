@@ -1,4 +1,4 @@
-package queen
+package remote
 
 import (
 	"debug/elf"
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rbee/rbee/internal/queen/fleet"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -78,16 +79,16 @@ type installFile struct {
 
 // installFiles are the hive and worker programs beside this queen (or the
 // configured ones), with the platform they are built for.
-func (s *Server) installFiles() ([]installFile, platform, error) {
-	hivePath, err := s.local.binary()
+func (l *Lifecycle) installFiles() ([]installFile, platform, error) {
+	hivePath, err := l.fleet.Local.Binary()
 	if err != nil {
 		return nil, "", err
 	}
-	workerPath := s.opt.WorkerBinary
+	workerPath := l.opt.WorkerBinary
 	if workerPath == "" {
 		workerPath = filepath.Join(filepath.Dir(hivePath), workerProgram)
 	}
-	files := []installFile{{hiveProgram, hivePath}, {workerProgram, workerPath}}
+	files := []installFile{{fleet.HiveProgram, hivePath}, {workerProgram, workerPath}}
 	var plat platform
 	for _, f := range files {
 		p, err := binaryPlatform(f.local)

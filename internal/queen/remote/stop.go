@@ -1,12 +1,10 @@
-package queen
+package remote
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"path"
-	"time"
 
+	"github.com/rbee/rbee/internal/queen/fleet"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -36,15 +34,15 @@ func (r *remote) stop() error {
 	if err := r.stopHive(); err != nil {
 		return err
 	}
-	r.j.Emit(wire.NewResult(r.s.probe(r.ctx(), r.h)))
+	r.j.Emit(wire.NewResult(r.l.fleet.Probe(r.ctx(), r.h)))
 	return nil
 }
 
 func (r *remote) stopHive() error {
-	st := r.s.probe(r.ctx(), r.h)
+	st := r.l.fleet.Probe(r.ctx(), r.h)
 	if st.State == wire.HiveOnline && st.HiveID == r.h.Alias {
 		r.j.Narrate("stop", fmt.Sprintf("Asking hive %s at %s to stop its workers and shut down", r.h.Alias, st.URL))
-		return r.shutdown(st.URL)
+		return r.shutdown()
 	}
 	if st.State == wire.HiveOnline {
 		return wire.Errorf(wire.CodeHiveUnreachable, "%s answers as hive %q, not %s; is HivePort %d right?", st.URL, st.HiveID, r.h.Alias, r.h.HivePort)
@@ -65,28 +63,11 @@ func (r *remote) stopHive() error {
 	return nil
 }
 
-// shutdown posts /v1/shutdown with the hive's token and waits until the
-// hive stops answering, which it does once its workers are stopped.
-func (r *remote) shutdown(base string) error {
-	ctx := r.ctx()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/shutdown", http.NoBody)
-	if err != nil {
+// shutdown asks the hive, with its own token, to stop and waits until it
+// no longer answers, which it does once its workers are stopped.
+func (r *remote) shutdown() error {
+	if err := r.l.fleet.Shutdown(r.ctx(), r.h, remoteStopWait); err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+r.s.hiveToken(r.h.Alias))
-	if err := r.s.do(req, nil); err != nil {
-		return wire.Errorf(wire.CodeHiveUnreachable, "hive %s did not take the shutdown request: %v", r.h.Alias, err)
-	}
-	deadline := time.Now().Add(remoteStopWait)
-	for r.s.probe(ctx, r.h).State == wire.HiveOnline {
-		if time.Now().After(deadline) {
-			return wire.Errorf(wire.CodeInternal, "hive %s still answers %s after it was asked to shut down", r.h.Alias, remoteStopWait)
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(pollInterval):
-		}
 	}
 	r.j.Narrate("stop", fmt.Sprintf("Hive %s stopped", r.h.Alias))
 	return nil
@@ -102,7 +83,7 @@ func (r *remote) uninstall() error {
 		return err
 	}
 	res := wire.HiveInstall{Alias: r.h.Alias, Host: r.h.HostName, BinaryPath: r.dir, Files: []string{}}
-	for _, name := range []string{hiveProgram, workerProgram, tokenFile, pidFile} {
+	for _, name := range []string{fleet.HiveProgram, workerProgram, tokenFile, pidFile} {
 		p := path.Join(r.dir, name)
 		removed, err := r.c.Remove(p)
 		if err != nil {
@@ -121,7 +102,7 @@ func (r *remote) uninstall() error {
 		r.j.Narrate("uninstall", fmt.Sprintf("Removed %s:%s", r.h.Alias, p))
 	}
 	res.Files = append(res.Files, libs...)
-	if err := r.s.tokens.remove(r.h.Alias); err != nil {
+	if err := r.l.fleet.Tokens.Remove(r.h.Alias); err != nil {
 		return fmt.Errorf("removing the token of hive %s: %w", r.h.Alias, err)
 	}
 	r.j.Narrate("uninstall", fmt.Sprintf("Uninstalled hive %s; its models and logs stay under ~/.local/share/rbee on the host", r.h.Alias))

@@ -1,0 +1,214 @@
+package scheduling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/rbee/rbee/internal/queen/workers"
+	"github.com/rbee/rbee/internal/wire"
+	"github.com/rbee/rbee/internal/workerclient"
+)
+
+// Bounds of one inference the queen routes.
+const (
+	// watchInterval is how often a running inference checks that its
+	// worker still heartbeats: a worker on a vanished machine never closes
+	// its stream, so silence in the registry is what ends it.
+	watchInterval = time.Second
+	// cancelTimeout bounds the DELETE that stops a worker's job.
+	cancelTimeout = 2 * time.Second
+)
+
+var (
+	// errWorkerSilent cancels a stream whose worker stopped heartbeating.
+	errWorkerSilent = errors.New("the worker stopped sending heartbeats")
+	// A worker refused the request before doing any of it, so another
+	// may take it.
+	errWorkerFull = errors.New("the worker's queue is full")
+	errWorkerDown = errors.New("the worker does not answer")
+)
+
+// PlaceMode says whether a request may start a worker when none serves its
+// model.
+type PlaceMode int
+
+const (
+	// PlaceNever: the request names one worker.
+	PlaceNever PlaceMode = iota
+	// PlaceCatalog: only a catalog id may start a worker, never a path
+	// (an API client must not make a hive open a file of its choosing) or
+	// a download. The OpenAI API's rule.
+	PlaceCatalog
+	// PlaceAny: catalog ids, paths and hf: references. The job protocol's
+	// rule, whose clients are this machine's users or hold the token.
+	PlaceAny
+)
+
+// Routed is one inference request on its way to a worker.
+type Routed struct {
+	Request
+	Filter workers.Filter
+	Place  PlaceMode
+	// Say gets the queen's narration for this request and the events of a
+	// worker start it waits for; nil: nobody reads them (the OpenAI API).
+	Say func(wire.Event)
+	// Nowhere is the error when no worker serves the model and none can
+	// be started.
+	Nowhere func() error
+}
+
+func (s *Scheduler) narrate(r *Routed, action, human, hive, worker string) {
+	if r.Say != nil {
+		r.Say(wire.Event{Type: wire.TypeNarration, Actor: s.opt.Actor, Action: action, Human: human, HiveID: hive, WorkerID: worker})
+	}
+}
+
+// Route is the one way an inference request reaches a worker, for the job
+// protocol and the OpenAI API alike. The request takes its place in its
+// model's queue (or is refused with queue_full when the queue is full),
+// waits there until a worker has a free slot and the Policy gives it one
+// (first in, first out), and runs there; tokens and the end event go to
+// fn. While no worker serves the model, it waits for one that loads, or
+// has one started (see spawnFor), within Options.LoadWait. A worker that
+// turns it away before starting it (its own queue full, or gone) sends it
+// back to its place in the queue. Its timeout_ms bounds all the waiting
+// before it starts (deadline_exceeded); what is left of it goes to the
+// worker, for the worker's own queue.
+func (s *Scheduler) Route(ctx context.Context, r *Routed, fn func(wire.Event) error) (wire.Event, error) {
+	r.Queued = time.Now()
+	if ms := r.Inference.TimeoutMs; ms != nil {
+		r.Deadline = r.Queued.Add(time.Duration(*ms) * time.Millisecond)
+	}
+	t := newTicket(&r.Request, r.Filter)
+	if err := s.queue.add(t); err != nil {
+		return wire.Event{}, err
+	}
+	defer s.queue.leave(t)
+	for {
+		g, err := s.await(ctx, t, r)
+		if err != nil {
+			return wire.Event{}, err
+		}
+		end, err := s.runOn(ctx, r, g.w, fn)
+		g.release()
+		switch {
+		case errors.Is(err, errWorkerFull):
+			s.queue.refuse(g.w.WorkerID)
+			s.queue.requeue(t)
+		case errors.Is(err, errWorkerDown):
+			s.queue.requeue(t) // the worker is marked gone
+		default:
+			return end, err
+		}
+	}
+}
+
+// runOn runs the request on worker w. A worker that refuses it before
+// doing any of it (full, or not answering) is errWorkerFull or
+// errWorkerDown, so that another can take it. Tokens and the end event go
+// to fn, the worker's narration and progress to r.Say.
+func (s *Scheduler) runOn(ctx context.Context, r *Routed, w workers.Worker, fn func(wire.Event) error) (wire.Event, error) {
+	req := r.Inference
+	if !r.Deadline.IsZero() {
+		// The worker's own queue gets what is left of the time.
+		left := time.Until(r.Deadline)
+		if left <= 0 {
+			return wire.Event{}, errDeadline(&r.Request, "its time ran out as a slot opened")
+		}
+		ms := int((left + time.Millisecond - 1) / time.Millisecond)
+		req.TimeoutMs = &ms
+	}
+	wc := &workerclient.Client{BaseURL: w.URL, Token: s.opt.WorkerToken(w.HiveID), HTTP: s.opt.HTTP}
+	jc, err := wc.Submit(ctx, req)
+	if err != nil {
+		var re *wire.Error
+		coded := errors.As(err, &re)
+		switch {
+		case ctx.Err() != nil:
+			return wire.Event{}, context.Cause(ctx)
+		case coded && (re.Status == http.StatusTooManyRequests || re.Status == http.StatusServiceUnavailable):
+			s.narrate(r, "route", fmt.Sprintf("Worker %s turned the request away (%s); back to the queue", w.WorkerID, re.Message), w.HiveID, w.WorkerID)
+			return wire.Event{}, errWorkerFull
+		case coded:
+			return wire.Event{}, workerError(r, w, re)
+		}
+		s.workers.MarkGone(w.WorkerID, "it refused the connection: "+err.Error())
+		s.narrate(r, "route", fmt.Sprintf("Worker %s does not answer (%v); back to the queue", w.WorkerID, err), w.HiveID, w.WorkerID)
+		return wire.Event{}, errWorkerDown
+	}
+	// The worker's job id lets a person (or a test) follow the generation
+	// on the worker itself.
+	s.narrate(r, "route", fmt.Sprintf("Running on worker %s (hive %s) as %s", w.WorkerID, w.HiveID, jc.JobID), w.HiveID, w.WorkerID)
+
+	sctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go s.watchWorker(sctx, stop, w.WorkerID)
+	var fnErr error
+	end, err := wc.Stream(sctx, jc, func(e wire.Event) error {
+		switch e.Type {
+		case wire.TypeToken, wire.TypeEnd:
+			fnErr = fn(e) // as is: the index, the stop reason and timings are the worker's
+			return fnErr
+		case wire.TypeNarration, wire.TypeProgress:
+			if r.Say != nil {
+				r.Say(e)
+			}
+		}
+		return nil
+	})
+	var re *wire.Error
+	coded := errors.As(err, &re)
+	switch {
+	case err == nil:
+		return end, nil
+	case ctx.Err() != nil || fnErr != nil:
+		// The client went away or stopped reading: stop the generation now
+		// rather than when the worker notices the dropped stream.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
+		defer cancel()
+		_ = wc.Cancel(cctx, jc.JobID)
+		if fnErr != nil {
+			return wire.Event{}, fnErr
+		}
+		return wire.Event{}, context.Cause(ctx)
+	case coded:
+		return wire.Event{}, workerError(r, w, re)
+	}
+	why := err.Error()
+	if errors.Is(context.Cause(sctx), errWorkerSilent) {
+		why = fmt.Sprintf("no heartbeat for %s", s.workers.GoneAfter())
+	}
+	s.workers.MarkGone(w.WorkerID, "its inference stream broke: "+why)
+	return wire.Event{}, wire.Errorf(wire.CodeWorkerGone, "worker %s on hive %s went away mid-stream (%s)", w.WorkerID, w.HiveID, why)
+}
+
+// workerError is the worker's verdict on the request (a 400
+// context_length_exceeded, a failed generation), saying which worker; its
+// own deadline is the request's.
+func workerError(r *Routed, w workers.Worker, re *wire.Error) error {
+	if re.Code == wire.CodeDeadline {
+		return errDeadline(&r.Request, fmt.Sprintf("worker %s had no free slot in time: %s", w.WorkerID, re.Message))
+	}
+	return &wire.Error{Status: re.Status, Code: re.Code, Message: fmt.Sprintf("worker %s: %s", w.WorkerID, re.Message)}
+}
+
+// watchWorker cancels the stream when the registry times the worker out.
+// A worker that said it is shutting down is left to finish its streams.
+func (s *Scheduler) watchWorker(ctx context.Context, stop context.CancelCauseFunc, id string) {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if w, ok := s.workers.Get(id); !ok || w.GoneReason == workers.GoneTimeout {
+				stop(errWorkerSilent)
+				return
+			}
+		}
+	}
+}
