@@ -26,12 +26,13 @@ run: build
 	./bin/rbee infer -m $(MODEL) --max-tokens 64 "$(PROMPT)"
 
 # Everything CI checks: formatting, vet, the cgo-free build of the
-# orchestration side, and the whole test suite with the race detector.
+# orchestration side, and the whole test suite with the race detector, never
+# from the test cache (e2e runs programs the cache cannot see change).
 test: build
 	@fmt=$$(gofmt -l cmd internal bench); if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) vet $(PURE) ./internal/worker/... ./internal/generate/...
-	$(GO) test -race -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
 
 # Run each fuzz target for a while (FUZZTIME=1m by default).
 FUZZTIME ?= 1m

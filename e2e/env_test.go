@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,7 +28,8 @@ import (
 // (startDaemon). config.toml and hives.conf still name a queen port and a
 // local hive port: the CLI starts the queen on queen_port (`rbee queen
 // start`, and infer with no queen), and the queen starts the local hive on
-// its HivePort, so those two are picked with freePort.
+// its HivePort, so those two are held by testkit.ReservePortT until the
+// program they are given to binds them.
 type env struct {
 	t        *testing.T
 	home     string
@@ -47,10 +47,7 @@ func newEnv(t *testing.T) *env {
 		t.Skip("needs /proc to find leftover processes")
 	}
 	home := t.TempDir()
-	qport, hport := freePort(t), freePort(t)
-	for qport == hport {
-		hport = freePort(t)
-	}
+	qport, hport := testkit.ReservePortT(t).Port, testkit.ReservePortT(t).Port
 	cfgDir := filepath.Join(home, "config", "rbee")
 	must(t, os.MkdirAll(cfgDir, 0o700))
 	must(t, os.WriteFile(filepath.Join(cfgDir, "config.toml"), fmt.Appendf(nil, "queen_port = %d\n", qport), 0o600))
@@ -83,19 +80,6 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// freePort is a port nothing listened on a moment ago: for the ports that
-// config.toml and hives.conf must name, and for a URL where no daemon
-// answers. A daemon a test starts itself gets --port 0 instead.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // storiesModel is the shared tiny trained model, whose long generations

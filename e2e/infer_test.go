@@ -4,6 +4,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/rbee/rbee/internal/testkit"
 )
 
 // With nothing running, `rbee infer` starts a queen, the local hive and a
@@ -54,7 +56,7 @@ func TestInferFailures(t *testing.T) {
 	}
 	e.waitNoLeftovers()
 
-	r = e.rbee("status", "--queen-url", "http://127.0.0.1:"+itoa(freePort(t)))
+	r = e.rbee("status", "--queen-url", "http://127.0.0.1:"+testkit.ReservePortT(t).String())
 	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "rbee queen start") {
 		t.Errorf("no queen: %s", r)
 	}

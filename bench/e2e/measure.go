@@ -17,6 +17,7 @@ import (
 
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/supervise"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 	"github.com/rbee/rbee/internal/workerclient"
 )
@@ -35,11 +36,12 @@ func newWorld(bin string) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
-	qp, err := freePort()
+	// Held for the benchmark's life, until the queen and the hive bind them.
+	qp, err := testkit.ReservePort()
 	if err != nil {
 		return nil, err
 	}
-	hp, err := freePort()
+	hp, err := testkit.ReservePort()
 	if err != nil {
 		return nil, err
 	}
@@ -47,10 +49,10 @@ func newWorld(bin string) (*world, error) {
 	if err := os.MkdirAll(cfg, 0o700); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(cfg, "config.toml"), fmt.Appendf(nil, "queen_port = %d\n", qp), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg, "config.toml"), fmt.Appendf(nil, "queen_port = %d\n", qp.Port), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(cfg, "hives.conf"), fmt.Appendf(nil, "Host localhost\n  HivePort %d\n", hp), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg, "hives.conf"), fmt.Appendf(nil, "Host localhost\n  HivePort %d\n", hp.Port), 0o600); err != nil {
 		return nil, err
 	}
 	w := &world{bin: bin, home: home, queenURL: fmt.Sprintf("http://127.0.0.1:%d", qp)}

@@ -50,7 +50,7 @@ func main() {
 	case "models":
 		err = writeModels(args)
 	case "devices":
-		err = listDevices()
+		llama.WriteDevices(os.Stdout, false)
 	case "engine", "worker":
 		err = measureCmd(cmd, args)
 	case "table":
@@ -92,21 +92,6 @@ func writeModels(args []string) error {
 			return err
 		}
 		fmt.Printf("%s: %d MiB in %s\n", path, want>>20, time.Since(start).Round(time.Millisecond))
-	}
-	return nil
-}
-
-func listDevices() error {
-	for _, b := range llama.LoadBackends(false) {
-		if b.Err != nil {
-			fmt.Printf("backend library not loaded: %v\n", b.Err)
-		} else {
-			fmt.Printf("backend %s loaded from %s (%d devices)\n", b.Name, b.Path, b.Devices)
-		}
-	}
-	for _, d := range llama.Devices() {
-		free, total := d.Memory()
-		fmt.Printf("%-6s %-8s %-5s %s, %d of %d MiB free\n", d.Backend, d.Name, d.Type, d.Description, free>>20, total>>20)
 	}
 	return nil
 }

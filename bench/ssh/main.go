@@ -37,6 +37,7 @@ import (
 	"github.com/rbee/rbee/internal/queen"
 	"github.com/rbee/rbee/internal/sshx"
 	"github.com/rbee/rbee/internal/testhosts"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/testmodel"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -181,12 +182,12 @@ func newBench(bin string, lab *testhosts.Lab) (*bench, error) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	hivePort, err := freePort()
+	hivePort, err := testkit.ReservePort() // held until the queen's local hive binds it
 	if err != nil {
 		return nil, err
 	}
 	hives := []config.Hive{
-		{Alias: "localhost", HostName: "127.0.0.1", HivePort: hivePort},
+		{Alias: "localhost", HostName: "127.0.0.1", HivePort: hivePort.Port},
 		{Alias: h.Name, HostName: h.Addr, User: h.User, Port: 22, IdentityFile: lab.ClientKey, HivePort: config.DefaultHivePort},
 	}
 	b.q = queen.New(queen.Options{

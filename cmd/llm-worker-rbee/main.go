@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -64,7 +63,7 @@ func run(args []string) error {
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if *list {
-		listDevices(os.Stdout, *verbose)
+		llama.WriteDevices(os.Stdout, *verbose)
 		return nil
 	}
 	dev, err := device.Parse(*devName)
@@ -98,7 +97,7 @@ func run(args []string) error {
 	// A GPU that is missing, or too small for even one layer, is known
 	// before listening: one line, no half-started worker.
 	if dev.IsGPU() {
-		if *layers, err = placeOnGPU(f, dev, *layers, *ctxSize, *slots, *verbose); err != nil {
+		if *layers, err = llama.PlaceOnGPU(f, dev, *layers, *ctxSize, *slots, *verbose); err != nil {
 			return err
 		}
 	}
@@ -148,62 +147,4 @@ func run(args []string) error {
 	defer stop()
 	slog.Info("loading model", "model", *model, "worker", *id, "addr", addr)
 	return w.Serve(ctx, ln)
-}
-
-// placeOnGPU finds the GPU d (loading the backend libraries) and decides,
-// by device.Place, how many layers of f go on it.
-func placeOnGPU(f *gguf.File, d device.Device, asked, ctxSize, slots int, verbose bool) (int, error) {
-	loaded := llama.LoadBackends(verbose)
-	bd, err := llama.FindDevice(d)
-	if err != nil {
-		return 0, err // it says why this device's backend did not load
-	}
-	free, total := bd.Memory()
-	p, err := device.Place(f, device.Target{Device: d, Description: bd.Description, Free: free, Total: total}, asked, ctxSize, slots)
-	if err != nil {
-		return 0, err
-	}
-	// Logged once the worker will go on, so that a refusal is one line.
-	for _, b := range loaded {
-		if b.Err != nil {
-			slog.Warn("backend library not loaded", "reason", b.Err)
-		} else {
-			slog.Info("backend library loaded", "file", b.Path, "backend", b.Name, "devices", b.Devices)
-		}
-	}
-	if p.Err != nil {
-		slog.Warn("cannot estimate the model's GPU memory; putting every layer asked for on the GPU", "err", p.Err)
-		return p.Layers, nil
-	}
-	slog.Info("placing the model on a GPU", "device", d.String(), "name", bd.Description,
-		"layers", min(p.Layers, p.Needs.All()), "of", p.Needs.All(), "estimate_mib", p.Needs.Bytes(p.Layers)>>20,
-		"free_mib", free>>20, "total_mib", total>>20)
-	return p.Layers, nil
-}
-
-// listDevices loads the backend libraries and prints what loaded and every
-// device: what --device can name.
-func listDevices(w io.Writer, verbose bool) {
-	for _, b := range llama.LoadBackends(verbose) {
-		if b.Err != nil {
-			fmt.Fprintf(w, "backend library not loaded: %v\n", b.Err)
-		} else {
-			fmt.Fprintf(w, "backend %s loaded from %s (%d devices)\n", b.Name, b.Path, b.Devices)
-		}
-	}
-	for _, d := range llama.Devices() {
-		name := "cpu"
-		switch d.Backend {
-		case "CUDA":
-			name = device.Device{Kind: device.CUDA, Index: d.Index}.String()
-		case "Metal", "MTL":
-			name = device.Device{Kind: device.Metal, Index: d.Index}.String()
-		default:
-			if d.Type != "cpu" {
-				name = "(" + d.Backend + ")" // a backend --device cannot name
-			}
-		}
-		free, total := d.Memory()
-		fmt.Fprintf(w, "%-8s %-8s %s, %d of %d MiB free\n", name, d.Name, d.Description, free>>20, total>>20)
-	}
 }

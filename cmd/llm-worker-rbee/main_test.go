@@ -16,6 +16,7 @@ import (
 
 	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/llama"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/testmodel"
 	"github.com/rbee/rbee/internal/wire"
 	"github.com/rbee/rbee/internal/workerclient"
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(testkit.CheckLeaks(m))
 }
 
 const shared = "../../../shared/models"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/apikeys"
+	"github.com/rbee/rbee/internal/testkit"
 )
 
 func isolate(t *testing.T) string {
@@ -151,3 +152,5 @@ func TestBindWithAPIKey(t *testing.T) {
 		t.Errorf("world-writable keys.json: %v", err)
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(testkit.CheckLeaks(m)) }

@@ -187,8 +187,8 @@ func TestInferSpawnsWorkerOnRunningQueen(t *testing.T) {
 
 func TestInferStartsAndStopsItsOwnQueen(t *testing.T) {
 	home := isolate(t)
-	reserved := reservePort(t)
-	port := reserved.port
+	reserved := testkit.ReservePortT(t)
+	port := reserved.String()
 	os.MkdirAll(filepath.Join(home, "config", "rbee"), 0o700)
 	os.WriteFile(filepath.Join(home, "config", "rbee", "config.toml"), []byte("queen_port = "+port+"\n"), 0o600)
 
@@ -207,7 +207,7 @@ func TestInferStartsAndStopsItsOwnQueen(t *testing.T) {
 		if addr.port != port || addr.host != "" {
 			t.Errorf("queen address %+v, want port %s", addr, port)
 		}
-		ln, err := reserved.listen()
+		ln, err := reserved.Listen()
 		if err != nil {
 			return nil, err
 		}
@@ -247,7 +247,7 @@ func TestInferFailsInOneLine(t *testing.T) {
 
 func TestNoQueenIsOneLine(t *testing.T) {
 	isolate(t)
-	t.Setenv("RBEE_QUEEN_URL", "http://127.0.0.1:"+reservePort(t).port)
+	t.Setenv("RBEE_QUEEN_URL", "http://127.0.0.1:"+testkit.ReservePortT(t).String())
 	for _, args := range [][]string{{"status"}, {"worker", "list"}, {"hive", "list", "--json"}} {
 		r := run(t, nil, nil, args...)
 		if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "rbee queen start") {

@@ -3,16 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/rbee/rbee/internal/httpapi"
@@ -154,52 +151,4 @@ func emitText(j *jobs.Job, s string) {
 	}
 	j.Emit(wire.End{Type: wire.TypeEnd, StopReason: wire.StopEOS, TokensIn: 3, TokensOut: len(s),
 		Timings: wire.Timings{TTFTMs: 12, DecodeTPS: 150}})
-}
-
-// reservedPort is a loopback port this test holds without listening on
-// it: a connection to it is refused, no other program can take it, and
-// listen starts listening on that very socket, so that "find a free port,
-// then use it" has no window for a race.
-type reservedPort struct {
-	fd   int // -1 once listening
-	port string
-}
-
-func reservePort(t *testing.T) *reservedPort {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	syscall.CloseOnExec(fd)
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		syscall.Close(fd)
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		syscall.Close(fd)
-		t.Fatal(err)
-	}
-	r := &reservedPort{fd: fd, port: strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)}
-	t.Cleanup(func() {
-		if r.fd >= 0 {
-			syscall.Close(r.fd)
-		}
-	})
-	return r
-}
-
-// listen turns the reserved port into a listener, once.
-func (r *reservedPort) listen() (net.Listener, error) {
-	if r.fd < 0 {
-		return nil, errors.New("the reserved port listens already")
-	}
-	if err := syscall.Listen(r.fd, syscall.SOMAXCONN); err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(r.fd), "reserved port "+r.port)
-	r.fd = -1
-	defer f.Close() // FileListener holds its own copy
-	return net.FileListener(f)
 }

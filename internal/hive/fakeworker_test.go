@@ -6,17 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/rbee/rbee/internal/httpapi"
-	"github.com/rbee/rbee/internal/sse"
 	"github.com/rbee/rbee/internal/testkit"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -41,7 +40,7 @@ const (
 	modelDieLoading = "die-loading" // listens, then exits 3 while loading
 	modelNoListen   = "no-listen"   // exits 2 before it listens
 	modelGarbage    = "garbage"     // prints something else first
-	modelLoadError  = "load-error"  // its progress stream ends in an error event; it stays up
+	modelLoadError  = "load-error"  // its load fails; it stays up
 	modelSlow       = "slow"        // never finishes loading
 	modelSilent     = "silent"      // never says where it listens
 )
@@ -52,9 +51,12 @@ const (
 	noListenWords   = "fake-worker: device cuda:7 does not exist"
 )
 
-// fakeWorker is a small llm-worker-rbee: the same flags, the same first
-// line, the same /health, /v1/ready and /v1/loading/progress. It writes its
-// arguments next to the model so tests can check what the hive passed.
+// fakeWorker is llm-worker-rbee as the hive sees it: the same flags, the
+// same "listening URL" first line, the worker API of the one fake worker
+// (fakeworker.Worker), stopped by SIGTERM. It writes its arguments next to
+// the model so tests can check what the hive passed. It sends no
+// heartbeats: the hive does not hear them, and the tests' queen is not
+// there.
 func fakeWorker(args []string) int {
 	fs := flag.NewFlagSet("fake-worker", flag.ContinueOnError)
 	model := fs.String("model", "", "")
@@ -62,7 +64,7 @@ func fakeWorker(args []string) int {
 	host := fs.String("host", "127.0.0.1", "")
 	port := fs.Int("port", 0, "")
 	id := fs.String("worker-id", "", "")
-	fs.String("hive-id", "", "")
+	hiveID := fs.String("hive-id", "localhost", "")
 	fs.String("queen-url", "", "")
 	fs.String("device", "cpu", "")
 	if err := fs.Parse(args); err != nil {
@@ -85,73 +87,41 @@ func fakeWorker(args []string) int {
 		time.Sleep(time.Minute)
 		return 0
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(*host, fmt.Sprint(*port)))
+	w, err := fakeworker.New(fakeworker.Config{
+		ID: *id, HiveID: *hiveID, Model: *modelID, PID: os.Getpid(),
+		Token:   os.Getenv("RBEE_WORKER_TOKEN"), // as the real worker, which the hive passes it to
+		Addr:    net.JoinHostPort(*host, strconv.Itoa(*port)),
+		Loading: true,
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("listening http://%s\n", ln.Addr())
+	fmt.Println("listening", w.URL)
 	fmt.Println("a second line that goes to the log")
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if *modelID == modelDieLoading {
-		time.Sleep(100 * time.Millisecond)
+	switch *modelID {
+	case modelDieLoading:
+		time.Sleep(100 * time.Millisecond) // the hive follows the load by now, or sees an exit all the same
 		fmt.Fprintln(os.Stderr, "fake-worker: loading")
 		fmt.Fprintln(os.Stderr, dieLoadingWords)
 		return 3
+	case modelSlow: // stuck at its first progress
+	case modelLoadError:
+		w.SetProgress(25, 100)
+		w.FailLoad("tensor blk.0.attn_q has a bad shape")
+	default:
+		go func() {
+			for done := int64(25); done < 100; done += 25 {
+				time.Sleep(5 * time.Millisecond)
+				w.SetProgress(done, 100)
+			}
+			w.SetState(wire.StateReady)
+		}()
 	}
-
-	loaded := make(chan struct{})
-	go func() {
-		if *modelID == modelSlow || *modelID == modelLoadError {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-		close(loaded)
-	}()
-	isLoaded := func() bool {
-		select {
-		case <-loaded:
-			return true
-		default:
-			return false
-		}
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /v1/ready", func(w http.ResponseWriter, r *http.Request) {
-		rd := wire.Ready{State: wire.StateLoading, WorkerID: *id, Model: *modelID, Slots: 1}
-		if isLoaded() {
-			rd.Ready, rd.State = true, wire.StateReady
-		}
-		httpapi.WriteJSON(w, http.StatusOK, rd)
-	})
-	mux.HandleFunc("GET /v1/loading/progress", func(w http.ResponseWriter, r *http.Request) {
-		sw := sse.NewWriter(w)
-		for i := int64(0); i < 4; i++ {
-			_ = sw.Event(wire.NewProgress(i*25, 100, "bytes"))
-			time.Sleep(5 * time.Millisecond)
-		}
-		if *modelID == modelLoadError {
-			_ = sw.Event(wire.NewError(wire.CodeLoadFailed, "tensor blk.0.attn_q has a bad shape"))
-			_ = sw.Done()
-			return
-		}
-		select {
-		case <-loaded:
-		case <-r.Context().Done():
-			return
-		}
-		_ = sw.Event(wire.NewProgress(100, 100, "bytes"))
-		_ = sw.Event(wire.NewResult(wire.Ready{Ready: true, State: wire.StateReady}))
-		_ = sw.Done()
-	})
-	srv := &http.Server{Handler: mux}
-	go func() { _ = srv.Serve(ln) }()
 	<-ctx.Done()
-	_ = srv.Close()
+	w.Close()
 	return 0
 }

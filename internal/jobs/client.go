@@ -26,6 +26,7 @@ const (
 	maxAfterTerminal   = 64
 	afterTerminalWait  = 5 * time.Second
 	cancelAfterTimeout = 5 * time.Second
+	submitTimeout      = 30 * time.Second
 )
 
 // Client is the one client of the queen's and the hive's HTTP API: the job
@@ -205,7 +206,7 @@ func (c *Client) Cancel(ctx context.Context, jobID string) error {
 // cancelled meanwhile, it also cancels the remote job, best effort, so that
 // abandoning a job on this side stops it on the other.
 func (c *Client) Run(ctx context.Context, op wire.Operation, fn func(wire.Event) error) (wire.Event, error) {
-	jc, err := c.Submit(ctx, op)
+	jc, err := c.submitOrCancel(ctx, op)
 	if err != nil {
 		return wire.Event{}, err
 	}
@@ -216,6 +217,36 @@ func (c *Client) Run(ctx context.Context, op wire.Operation, fn func(wire.Event)
 		cancel()
 	}
 	return ev, err
+}
+
+// submitOrCancel submits op on its own context, so that a caller who gives
+// up while the answer is on its way does not leave a job running on the
+// server that nobody knows the id of: the late answer's job is cancelled.
+func (c *Client) submitOrCancel(ctx context.Context, op wire.Operation) (wire.JobCreated, error) {
+	type answer struct {
+		jc  wire.JobCreated
+		err error
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), submitTimeout)
+	done := make(chan answer, 1)
+	go func() {
+		defer cancel()
+		jc, err := c.Submit(sctx, op)
+		done <- answer{jc, err}
+	}()
+	select {
+	case a := <-done:
+		return a.jc, a.err
+	case <-ctx.Done():
+	}
+	go func() {
+		if a := <-done; a.err == nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelAfterTimeout)
+			_ = c.Cancel(cctx, a.jc.JobID)
+			cancel()
+		}
+	}()
+	return wire.JobCreated{}, fmt.Errorf("submit %s: %w", op.Operation, ctx.Err())
 }
 
 // Get GETs one of the daemon's small JSON answers (/health,

@@ -384,3 +384,37 @@ func TestGoroutinesReturnToBaseline(t *testing.T) {
 }
 
 func numGoroutines() int { return runtime.NumGoroutine() }
+
+// A caller that gives up while the job's creation is on its way leaves no
+// job running on the server: the late answer's job is cancelled.
+func TestRunCancelsAJobCreatedTooLate(t *testing.T) {
+	release := make(chan struct{})
+	deleted := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost:
+			<-release
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"job_id":"job-late","sse_url":"/v1/jobs/job-late/stream"}`)
+		case http.MethodDelete:
+			deleted <- r.URL.Path
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	c := &Client{BaseURL: srv.URL, HTTP: srv.Client()}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Run(ctx, wire.Operation{Operation: wire.OpStatus}, nil)
+		errc <- err
+	}()
+	cancel()
+	if err := testkit.Receive(t, "Run to return", errc); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	close(release)
+	if p := testkit.Receive(t, "the late job's cancellation", deleted); p != "/v1/jobs/job-late" {
+		t.Fatalf("DELETE %s", p)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -79,10 +80,8 @@ func TestForwardUsesRegistryForWorkerHive(t *testing.T) {
 		},
 	})
 	q := newQueen(t, []config.Hive{local.hive, box.hive}, nil)
-	w := newFakeWorker(t, "w-box")
-	hb := w.heartbeat("m", wire.StateReady, 0)
-	hb.HiveID = "box"
-	q.beat(t, hb)
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w-box", HiveID: "box"})
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 	var info wire.WorkerInfo
 	q.result(t, wire.Operation{Operation: wire.OpWorkerStop, WorkerID: "w-box"}, &info)
 	if info.HiveID != "box" || len(local.received()) != 0 {

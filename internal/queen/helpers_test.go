@@ -10,14 +10,13 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
-	"github.com/rbee/rbee/internal/sse"
+	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -47,7 +46,9 @@ func newQueen(t *testing.T, hives []config.Hive, mutate func(*Options)) *testQue
 			defer tq.mu.Unlock()
 			return tq.hives, nil
 		},
-		HealthTimeout: 500 * time.Millisecond,
+		// A hive that answers is never taken for offline because the
+		// machine is slow; the dead ones hang up at once.
+		HealthTimeout: 10 * time.Second,
 		Loopback:      true,
 		HiveTokenDir:  t.TempDir(),
 	}
@@ -117,124 +118,6 @@ func (q *testQueen) beat(t *testing.T, hb wire.Heartbeat) {
 	if code, eb := q.post(t, "/v1/workers/heartbeat", body); code != http.StatusOK {
 		t.Fatalf("heartbeat %+v: %d %+v", hb, code, eb)
 	}
-}
-
-// fakeWorker serves the worker's inference API like llm-worker-rbee does.
-type fakeWorker struct {
-	id  string
-	srv *httptest.Server
-
-	tokens    []string
-	end       wire.End
-	dropAfter atomic.Int32 // > 0: cut the connection after this many tokens
-	hold      bool         // after the tokens, keep the stream open until it is closed
-	// gate, when set, holds each stream after its tokens until a value
-	// comes (or the stream is closed), then ends it.
-	gate chan struct{}
-	// streamErr, when set, ends each stream with this error event instead.
-	streamErr *wire.ErrorEvent
-	full      atomic.Bool  // answer 429 queue_full
-	refusals  atomic.Int32 // requests turned away while full
-
-	// auths records the Authorization header of every request.
-	auths []string
-
-	mu       sync.Mutex
-	requests []wire.InferenceRequest
-	deletes  chan string   // job ids DELETEd
-	closed   chan struct{} // a held stream was closed by the queen
-}
-
-func newFakeWorker(t *testing.T, id string, tokens ...string) *fakeWorker {
-	t.Helper()
-	w := &fakeWorker{
-		id: id, tokens: tokens,
-		end: wire.End{Type: wire.TypeEnd, StopReason: wire.StopEOS, TokensIn: 3, TokensOut: len(tokens),
-			Timings: wire.Timings{TTFTMs: 1.5, PromptMs: 0.5, DecodeMs: 2, TotalMs: 4, DecodeTPS: 1000}},
-		deletes: make(chan string, 8),
-		closed:  make(chan struct{}, 8),
-	}
-	mux := http.NewServeMux()
-	mux.Handle("POST /v1/inference", httpapi.Handler(func(rw http.ResponseWriter, r *http.Request) error {
-		var req wire.InferenceRequest
-		if err := httpapi.DecodeJSON(rw, r, httpapi.MaxBody, &req); err != nil {
-			return err
-		}
-		if w.full.Load() {
-			w.refusals.Add(1)
-			return wire.Errorf(wire.CodeQueueFull, "queue full")
-		}
-		w.mu.Lock()
-		w.requests = append(w.requests, req)
-		w.mu.Unlock()
-		httpapi.WriteJSON(rw, http.StatusCreated, wire.JobCreated{JobID: "inf-1", SSEURL: "/v1/inference/inf-1/stream"})
-		return nil
-	}))
-	mux.HandleFunc("GET /v1/inference/{id}/stream", func(rw http.ResponseWriter, r *http.Request) {
-		sw := sse.NewWriter(rw)
-		for i, tok := range w.tokens {
-			if d := int(w.dropAfter.Load()); d > 0 && i == d {
-				panic(http.ErrAbortHandler) // the connection drops as if the worker died
-			}
-			_ = sw.Event(wire.NewToken(tok, i))
-		}
-		if w.hold {
-			<-r.Context().Done()
-			w.closed <- struct{}{}
-			return
-		}
-		if w.gate != nil {
-			select {
-			case <-w.gate:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		if w.streamErr != nil {
-			_ = sw.Event(*w.streamErr)
-			_ = sw.Done()
-			return
-		}
-		_ = sw.Event(w.end)
-		_ = sw.Done()
-	})
-	mux.HandleFunc("DELETE /v1/inference/{id}", func(rw http.ResponseWriter, r *http.Request) {
-		w.deletes <- r.PathValue("id")
-		httpapi.WriteJSON(rw, http.StatusOK, map[string]any{"cancelled": true})
-	})
-	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w.mu.Lock()
-		w.auths = append(w.auths, r.Header.Get("Authorization"))
-		w.mu.Unlock()
-		mux.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(func() {
-		w.srv.CloseClientConnections()
-		w.srv.Close()
-	})
-	return w
-}
-
-func (w *fakeWorker) authorizations() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.auths...)
-}
-
-func (w *fakeWorker) heartbeat(model, state string, active int) wire.Heartbeat {
-	return wire.Heartbeat{WorkerID: w.id, HiveID: "localhost", Model: model, URL: w.srv.URL, State: state, Slots: 1, Active: active, PID: 42}
-}
-
-func (w *fakeWorker) lastRequest() wire.InferenceRequest {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.requests[len(w.requests)-1]
-}
-
-func (w *fakeWorker) requestCount() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.requests)
 }
 
 // fakeHive is a job server with a few hive operations.
@@ -324,6 +207,15 @@ func (h *fakeHive) received() []wire.Operation {
 func deadHive(t *testing.T, alias string) config.Hive {
 	t.Helper()
 	return config.Hive{Alias: alias, HostName: "127.0.0.1", Port: 22, HivePort: deadPort(t)}
+}
+
+// deadWorker is the heartbeat of a worker whose port refuses connections:
+// the port is held for the test where nothing listens, so that no other
+// server can take it meanwhile.
+func deadWorker(t *testing.T, id, model string, slots int) wire.Heartbeat {
+	t.Helper()
+	url := "http://127.0.0.1:" + testkit.ReservePortT(t).String()
+	return wire.Heartbeat{WorkerID: id, HiveID: "localhost", Model: model, URL: url, State: wire.StateReady, Slots: slots}
 }
 
 func deadPort(t *testing.T) int {

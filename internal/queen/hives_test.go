@@ -86,8 +86,8 @@ func localHiveQueen(t *testing.T, mode string, mutate func(*Options)) (*testQuee
 	}
 	// The queen starts the local hive on the port of hives.conf and asks
 	// that port; it cannot take port 0 and read the port the hive printed,
-	// so this one test hands on a free port.
-	h := config.Hive{Alias: "localhost", HostName: "127.0.0.1", Port: 22, HivePort: freePort(t)}
+	// so the port is reserved for the test, where only the hive can bind it.
+	h := config.Hive{Alias: "localhost", HostName: "127.0.0.1", Port: 22, HivePort: testkit.ReservePortT(t).Port}
 	logPath := filepath.Join(t.TempDir(), "rbee-hive-localhost.log")
 	q := newQueen(t, []config.Hive{h}, func(o *Options) {
 		o.HiveBinary = exe
@@ -202,16 +202,4 @@ func TestHiveListAndGet(t *testing.T) {
 	if st.Capabilities == nil || st.Capabilities.CPUCores != 4 {
 		t.Fatalf("refresh %+v", st)
 	}
-}
-
-// freePort is a port nothing listened on a moment ago: only for the local
-// hive, whose port the queen must know before it starts it.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

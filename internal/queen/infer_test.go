@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rbee/rbee/internal/testkit"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -18,8 +20,8 @@ func inferOp(model, prompt string) wire.Operation {
 
 func TestInferRelaysTokensThenEnd(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "d", "e", "f")
-	q.beat(t, w.heartbeat("alphabet", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"d", "e", "f"}})
+	q.beat(t, w.Heartbeat("alphabet", wire.StateReady, 0))
 
 	evs, err := q.run(t, inferOp("alphabet", "abc"))
 	if err != nil {
@@ -41,11 +43,11 @@ func TestInferRelaysTokensThenEnd(t *testing.T) {
 	}
 	last := evs[len(evs)-1]
 	got, _ := json.Marshal(last)
-	want, _ := json.Marshal(w.end)
+	want, _ := json.Marshal(w.End())
 	if string(got) != string(want) {
 		t.Fatalf("end event\n got  %s\n want %s", got, want)
 	}
-	if req := w.lastRequest(); req.Prompt != "abc" || *req.MaxTokens != 8 {
+	if req := w.LastRequest(); req.Prompt != "abc" || *req.MaxTokens != 8 {
 		t.Fatalf("worker got %+v", req)
 	}
 	// The first token's index 0 survives the relay on the wire.
@@ -57,8 +59,8 @@ func TestInferRelaysTokensThenEnd(t *testing.T) {
 // A worker reports its model by catalog id; a path names the same model.
 func TestInferMatchesModelByCatalogID(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "x")
-	q.beat(t, w.heartbeat("stories260K", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	q.beat(t, w.Heartbeat("stories260K", wire.StateReady, 0))
 	if _, err := q.run(t, inferOp("/models/stories260K.gguf", "Once")); err != nil {
 		t.Fatalf("infer by path: %v", err)
 	}
@@ -66,36 +68,36 @@ func TestInferMatchesModelByCatalogID(t *testing.T) {
 
 func TestInferPicksMostFreeSlots(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	busy := newFakeWorker(t, "busy", "a")
-	idle := newFakeWorker(t, "idle", "b")
-	other := newFakeWorker(t, "other", "c")
-	hb := idle.heartbeat("m", wire.StateReady, 0)
+	busy := fakeworker.NewT(t, fakeworker.Config{ID: "busy", Tokens: []string{"a"}})
+	idle := fakeworker.NewT(t, fakeworker.Config{ID: "idle", Tokens: []string{"b"}})
+	other := fakeworker.NewT(t, fakeworker.Config{ID: "other", Tokens: []string{"c"}})
+	hb := idle.Heartbeat("m", wire.StateReady, 0)
 	hb.Slots = 4
 	q.beat(t, hb)
-	hb = busy.heartbeat("m", wire.StateReady, 2) // heard from last, but busier
+	hb = busy.Heartbeat("m", wire.StateReady, 2) // heard from last, but busier
 	hb.Slots = 4
 	q.beat(t, hb)
-	q.beat(t, other.heartbeat("n", wire.StateReady, 0))
+	q.beat(t, other.Heartbeat("n", wire.StateReady, 0))
 	for range 3 {
 		if _, err := q.run(t, inferOp("m", "p")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if idle.requestCount() != 3 || busy.requestCount() != 0 || other.requestCount() != 0 {
-		t.Fatalf("requests: idle %d busy %d other %d", idle.requestCount(), busy.requestCount(), other.requestCount())
+	if idle.RequestCount() != 3 || busy.RequestCount() != 0 || other.RequestCount() != 0 {
+		t.Fatalf("requests: idle %d busy %d other %d", idle.RequestCount(), busy.RequestCount(), other.RequestCount())
 	}
 	// Restricted to one worker, the busy one is used.
 	op := inferOp("m", "p")
 	op.WorkerID = "busy"
-	if _, err := q.run(t, op); err != nil || busy.requestCount() != 1 {
-		t.Fatalf("worker_id: %v, busy got %d", err, busy.requestCount())
+	if _, err := q.run(t, op); err != nil || busy.RequestCount() != 1 {
+		t.Fatalf("worker_id: %v, busy got %d", err, busy.RequestCount())
 	}
 }
 
 func TestInferNoWorker(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "x")
-	q.beat(t, w.heartbeat("other-model", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	q.beat(t, w.Heartbeat("other-model", wire.StateReady, 0))
 	_, err := q.run(t, inferOp("alphabet", "abc"))
 	if errorCode(err) != wire.CodeNoWorker || !strings.Contains(err.Error(), "rbee worker spawn -m alphabet") {
 		t.Fatalf("got %v", err)
@@ -111,8 +113,8 @@ func TestInferNoWorker(t *testing.T) {
 // infer waits for a loading worker instead of failing.
 func TestInferWaitsForLoadingWorker(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "x")
-	q.beat(t, w.heartbeat("m", wire.StateLoading, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	q.beat(t, w.Heartbeat("m", wire.StateLoading, 0))
 	ctx := context.Background()
 	jc, err := q.client.Submit(ctx, inferOp("m", "p"))
 	if err != nil {
@@ -123,7 +125,7 @@ func TestInferWaitsForLoadingWorker(t *testing.T) {
 		evs = append(evs, e)
 		if e.Type == wire.TypeNarration && strings.Contains(e.Human, "loading") {
 			// The request waits for the loading worker: now it is ready.
-			return q.Workers().Heartbeat(w.heartbeat("m", wire.StateReady, 0))
+			return q.Workers().Heartbeat(w.Heartbeat("m", wire.StateReady, 0))
 		}
 		return nil
 	})
@@ -137,9 +139,9 @@ func TestInferWaitsForLoadingWorker(t *testing.T) {
 
 func TestInferWorkerGoneMidStream(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "a", "b", "c", "d")
-	w.dropAfter.Store(2)
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"a", "b", "c", "d"}})
+	w.SetDropAfter(2)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 	evs, err := q.run(t, inferOp("m", "p"))
 	if errorCode(err) != wire.CodeWorkerGone {
 		t.Fatalf("got %v", err)
@@ -161,8 +163,8 @@ func TestInferWorkerGoneMidStream(t *testing.T) {
 	if _, err := q.run(t, inferOp("m", "p")); errorCode(err) != wire.CodeNoWorker {
 		t.Fatalf("second infer: %v", err)
 	}
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
-	w.dropAfter.Store(0)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
+	w.SetDropAfter(0)
 	if _, err := q.run(t, inferOp("m", "p")); err != nil {
 		t.Fatalf("after revival: %v", err)
 	}
@@ -172,20 +174,32 @@ func TestInferWorkerGoneMidStream(t *testing.T) {
 // heartbeating: the registry's timeout ends the inference.
 func TestInferWorkerSilent(t *testing.T) {
 	q := newQueen(t, nil, func(o *Options) { o.WorkerTimeout = 200 * time.Millisecond })
-	w := newFakeWorker(t, "w1", "a")
-	w.hold = true
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
-	_, err := q.run(t, inferOp("m", "p"))
-	if errorCode(err) != wire.CodeWorkerGone || !strings.Contains(err.Error(), "no heartbeat") {
-		t.Fatalf("got %v", err)
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"a"}})
+	w.SetHold(true)
+	// A loaded machine may let the short timeout pass before the request
+	// reaches the worker (no_worker then): the worker beats again and the
+	// request is sent again, until one reaches it.
+	testkit.WaitFor(t, "an inference on the silent worker to end", func() bool {
+		q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
+		_, err := q.run(t, inferOp("m", "p"))
+		switch {
+		case errorCode(err) == wire.CodeNoWorker:
+			return false
+		case errorCode(err) != wire.CodeWorkerGone || !strings.Contains(err.Error(), "no heartbeat"):
+			t.Fatalf("got %v", err)
+		}
+		return true
+	})
+	if w.RequestCount() == 0 {
+		t.Fatal("the request never reached the worker")
 	}
 }
 
 func TestInferCancelStopsWorkerJob(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "a")
-	w.hold = true
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"a"}})
+	w.SetHold(true)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 
 	ctx := context.Background()
 	jc, err := q.client.Submit(ctx, inferOp("m", "p"))
@@ -204,7 +218,7 @@ func TestInferCancelStopsWorkerJob(t *testing.T) {
 		})
 		got <- err
 	}()
-	if id := testkit.Receive(t, "the worker job's cancellation", w.deletes); id != "inf-1" {
+	if id := testkit.Receive(t, "the worker job's cancellation", w.Deletes()); id != "inf-1" {
 		t.Fatalf("worker got DELETE of %q", id)
 	}
 	if err := <-got; errorCode(err) != wire.CodeCancelled {
@@ -214,9 +228,9 @@ func TestInferCancelStopsWorkerJob(t *testing.T) {
 
 func TestInferDroppedClientStopsWorkerJob(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "a")
-	w.hold = true
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"a"}})
+	w.SetHold(true)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	jc, err := q.client.Submit(ctx, inferOp("m", "p"))
@@ -229,24 +243,22 @@ func TestInferDroppedClientStopsWorkerJob(t *testing.T) {
 		}
 		return nil
 	})
-	testkit.Receive(t, "the worker job's cancellation", w.deletes)
-	testkit.Receive(t, "the worker stream to close", w.closed)
+	testkit.Receive(t, "the worker job's cancellation", w.Deletes())
+	testkit.Receive(t, "the worker stream to close", w.Closed())
 }
 
 // A worker that refuses connections is skipped for the next one.
 func TestInferSkipsDeadWorker(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	dead := newFakeWorker(t, "dead", "a")
-	live := newFakeWorker(t, "live", "b")
-	hb := live.heartbeat("m", wire.StateReady, 1)
+	live := fakeworker.NewT(t, fakeworker.Config{ID: "live", Tokens: []string{"b"}})
+	hb := live.Heartbeat("m", wire.StateReady, 1)
 	hb.Slots = 2 // one free, as the dead one has
 	q.beat(t, hb)
-	q.beat(t, dead.heartbeat("m", wire.StateReady, 0)) // heard from last: tried first
-	dead.srv.Close()
+	q.beat(t, deadWorker(t, "dead", "m", 1)) // heard from last: tried first
 	if _, err := q.run(t, inferOp("m", "p")); err != nil {
 		t.Fatal(err)
 	}
-	if live.requestCount() != 1 {
+	if live.RequestCount() != 1 {
 		t.Fatal("live worker not used")
 	}
 	if wk, _ := q.Workers().Get("dead"); wk.State != wire.StateGone {
@@ -259,24 +271,42 @@ func TestInferSkipsDeadWorker(t *testing.T) {
 // request waits in the queen's queue meanwhile instead of failing.
 func TestInferFullWorkers(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	a := newFakeWorker(t, "a", "x")
-	b := newFakeWorker(t, "b", "y")
-	q.beat(t, a.heartbeat("m", wire.StateReady, 0))
-	q.beat(t, b.heartbeat("m", wire.StateReady, 0))
-	a.full.Store(true)
-	b.full.Store(true)
+	a := fakeworker.NewT(t, fakeworker.Config{ID: "a", Tokens: []string{"x"}})
+	b := fakeworker.NewT(t, fakeworker.Config{ID: "b", Tokens: []string{"y"}})
+	q.beat(t, a.Heartbeat("m", wire.StateReady, 0))
+	q.beat(t, b.Heartbeat("m", wire.StateReady, 0))
+	a.SetFull(true)
+	b.SetFull(true)
+	ctx := t.Context()
+	jc, err := q.client.Submit(ctx, inferOp("m", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	turnedAway := map[string]bool{} // the queen narrates each refusal
 	done := make(chan error, 1)
 	go func() {
-		_, err := q.run(t, inferOp("m", "p"))
+		_, err := q.client.Stream(ctx, jc.JobID, func(e wire.Event) error {
+			if e.Type == wire.TypeNarration && strings.Contains(e.Human, "turned the request away") {
+				mu.Lock()
+				turnedAway[e.WorkerID] = true
+				mu.Unlock()
+			}
+			return nil
+		})
 		done <- err
 	}()
+	// Back in the queue after the second refusal: both are passed over.
 	testkit.WaitFor(t, "both workers to turn the request away", func() bool {
-		return a.refusals.Load() >= 1 && b.refusals.Load() >= 1 && q.queued("m") == 1
+		mu.Lock()
+		both := turnedAway["a"] && turnedAway["b"]
+		mu.Unlock()
+		return both && q.queued("m") == 1
 	})
-	b.full.Store(false)
-	q.beat(t, b.heartbeat("m", wire.StateReady, 0)) // a newer heartbeat: b is asked again
-	if err := <-done; err != nil || b.requestCount() != 1 {
-		t.Fatalf("after b freed up: %v, b took %d", err, b.requestCount())
+	b.SetFull(false)
+	q.beat(t, b.Heartbeat("m", wire.StateReady, 0)) // a newer heartbeat: b is asked again
+	if err := <-done; err != nil || b.RequestCount() != 1 {
+		t.Fatalf("after b freed up: %v, b took %d", err, b.RequestCount())
 	}
 	if wk, _ := q.Workers().Get("a"); wk.State == wire.StateGone {
 		t.Fatal("a full worker was marked gone")

@@ -21,6 +21,7 @@ import (
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/openai"
 	"github.com/rbee/rbee/internal/testkit"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -56,13 +57,13 @@ func content(t *testing.T, body []byte) string {
 // A chat request goes straight to a ready worker, as messages.
 func TestAPIRoutesToWorker(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "d", "e", "f")
-	q.beat(t, w.heartbeat("alpha", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"d", "e", "f"}})
+	q.beat(t, w.Heartbeat("alpha", wire.StateReady, 0))
 	code, body := q.postAPI(t, "/v1/chat/completions", chatJSON("alpha", false))
 	if code != http.StatusOK || content(t, body) != "def" {
 		t.Fatalf("%d %s", code, body)
 	}
-	req := w.lastRequest()
+	req := w.LastRequest()
 	if req.Prompt != "" || len(req.Messages) != 1 || req.Messages[0] != (wire.ChatMessage{Role: "user", Content: "abc"}) {
 		t.Errorf("worker request %+v", req)
 	}
@@ -99,8 +100,8 @@ func newSpawnHive(t *testing.T, q **testQueen, size int64) *spawnHive {
 			if h.fail != "" {
 				return wire.Errorf(wire.CodeLoadFailed, "%s", h.fail)
 			}
-			w := newFakeWorker(t, fmt.Sprintf("w-%d", n), "x", "y", "z")
-			hb := w.heartbeat(j.Op().Model, wire.StateReady, 0)
+			w := fakeworker.NewT(t, fakeworker.Config{ID: fmt.Sprintf("w-%d", n), Tokens: []string{"x", "y", "z"}})
+			hb := w.Heartbeat(j.Op().Model, wire.StateReady, 0)
 			if err := (*q).Workers().Heartbeat(hb); err != nil {
 				return err
 			}
@@ -237,8 +238,8 @@ func TestAPINoRoom(t *testing.T) {
 // A full queue: 429 with Retry-After, so clients back off and retry.
 func TestAPIQueueFull(t *testing.T) {
 	q := newQueen(t, nil, func(o *Options) { o.MaxQueue = 1 })
-	w := newFakeWorker(t, "w1", "x")
-	q.beat(t, w.heartbeat("alpha", wire.StateBusy, 1)) // its one slot is taken
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	q.beat(t, w.Heartbeat("alpha", wire.StateBusy, 1)) // its one slot is taken
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	waiting, _ := http.NewRequestWithContext(ctx, http.MethodPost, q.srv.URL+"/v1/chat/completions", strings.NewReader(chatJSON("alpha", false)))
@@ -267,9 +268,9 @@ func TestAPIQueueFull(t *testing.T) {
 // worker at once.
 func TestAPIClientGoneCancelsWorkerJob(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "x")
-	w.hold = true
-	q.beat(t, w.heartbeat("alpha", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	w.SetHold(true)
+	q.beat(t, w.Heartbeat("alpha", wire.StateReady, 0))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, q.srv.URL+"/v1/chat/completions", strings.NewReader(chatJSON("alpha", true)))
@@ -283,7 +284,7 @@ func TestAPIClientGoneCancelsWorkerJob(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
-	if id := testkit.Receive(t, "the worker job's cancellation", w.deletes); id != "inf-1" {
+	if id := testkit.Receive(t, "the worker job's cancellation", w.Deletes()); id != "inf-1" {
 		t.Errorf("deleted %q", id)
 	}
 }
@@ -297,8 +298,8 @@ func TestAPIKeysOnQueen(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := newQueen(t, nil, func(o *Options) { o.APIKeys = apikeys.NewChecker(store) })
-	w := newFakeWorker(t, "w1", "x")
-	q.beat(t, w.heartbeat("alpha", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	q.beat(t, w.Heartbeat("alpha", wire.StateReady, 0))
 	if code, body := q.postAPI(t, "/v1/chat/completions", chatJSON("alpha", false)); code != http.StatusUnauthorized || !strings.Contains(string(body), "invalid_api_key") {
 		t.Errorf("without a key: %d %s", code, body)
 	}
@@ -339,8 +340,8 @@ func TestAPIModels(t *testing.T) {
 	var q *testQueen
 	h := newSpawnHive(t, &q, 1<<20)
 	q = newQueen(t, []config.Hive{h.hive, deadHive(t, "gone")}, nil)
-	w := newFakeWorker(t, "w1", "x")
-	q.beat(t, w.heartbeat("by-hand", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	q.beat(t, w.Heartbeat("by-hand", wire.StateReady, 0))
 	resp, err := q.srv.Client().Get(q.srv.URL + "/v1/models")
 	if err != nil {
 		t.Fatal(err)
@@ -362,13 +363,9 @@ func TestAPIModels(t *testing.T) {
 // once it has begun, as a 503 before.
 func TestAPIWorkerFailures(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	dead := newFakeWorker(t, "dead", "x")
-	hb := dead.heartbeat("alpha", wire.StateReady, 0)
-	hb.Slots = 4
-	q.beat(t, hb)
-	dead.srv.Close()
-	good := newFakeWorker(t, "good", "o", "k")
-	hb = good.heartbeat("alpha", wire.StateReady, 3) // busier, so tried second
+	q.beat(t, deadWorker(t, "dead", "alpha", 4))
+	good := fakeworker.NewT(t, fakeworker.Config{ID: "good", Tokens: []string{"o", "k"}})
+	hb := good.Heartbeat("alpha", wire.StateReady, 3) // busier, so tried second
 	hb.Slots = 4
 	q.beat(t, hb)
 	code, body := q.postAPI(t, "/v1/chat/completions", chatJSON("alpha", false))
@@ -379,12 +376,12 @@ func TestAPIWorkerFailures(t *testing.T) {
 		t.Errorf("the dead worker is %s", w.State)
 	}
 
-	good.dropAfter.Store(1)
+	good.SetDropAfter(1)
 	code, body = q.postAPI(t, "/v1/chat/completions", chatJSON("alpha", true))
 	if code != http.StatusOK || !strings.Contains(string(body), `"content":"o"`) || !strings.Contains(string(body), `"code":"worker_gone"`) || !strings.HasSuffix(string(body), "data: [DONE]\n\n") {
 		t.Errorf("stream cut mid-way: %d %s", code, body)
 	}
-	q.beat(t, good.heartbeat("alpha", wire.StateReady, 0)) // it is alive after all
+	q.beat(t, good.Heartbeat("alpha", wire.StateReady, 0)) // it is alive after all
 	code, body = q.postAPI(t, "/v1/chat/completions", chatJSON("alpha", false))
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), `"code":"worker_gone"`) {
 		t.Errorf("answer cut mid-way: %d %s", code, body)

@@ -17,6 +17,7 @@ import (
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/testkit"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -58,9 +59,9 @@ func newPlaceHive(t *testing.T, q **testQueen, alias string, models []wire.Model
 			if h.proceed != nil {
 				<-h.proceed
 			}
-			w := newFakeWorker(t, fmt.Sprintf("%s-w%d", alias, n), "o", "k")
-			hb := w.heartbeat(op.Model, wire.StateReady, 0)
-			hb.HiveID, hb.Device = alias, op.Device
+			w := fakeworker.NewT(t, fakeworker.Config{ID: fmt.Sprintf("%s-w%d", alias, n), HiveID: alias, Tokens: []string{"o", "k"}})
+			hb := w.Heartbeat(op.Model, wire.StateReady, 0)
+			hb.Device = op.Device
 			if err := (*q).Workers().Heartbeat(hb); err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/testkit"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -22,8 +23,9 @@ func TestHeartbeatThenStatus(t *testing.T) {
 	})
 	down := deadHive(t, "box")
 	q := newQueen(t, []config.Hive{h.hive, down}, nil)
-	w := newFakeWorker(t, "w1")
-	q.beat(t, w.heartbeat("alphabet", wire.StateBusy, 1))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1"})
+	beaten := time.Now()
+	q.beat(t, w.Heartbeat("alphabet", wire.StateBusy, 1))
 
 	var st wire.Status
 	q.result(t, wire.Operation{Operation: wire.OpStatus}, &st)
@@ -37,7 +39,7 @@ func TestHeartbeatThenStatus(t *testing.T) {
 	if len(st.Workers) != 1 {
 		t.Fatalf("workers %+v", st.Workers)
 	}
-	if ws := st.Workers[0]; ws.WorkerID != "w1" || ws.State != wire.StateBusy || ws.Active != 1 || ws.URL != w.srv.URL || ws.LastSeenMs < 0 || ws.LastSeenMs > 5000 {
+	if ws := st.Workers[0]; ws.WorkerID != "w1" || ws.State != wire.StateBusy || ws.Active != 1 || ws.URL != w.URL || ws.LastSeenMs < 0 || ws.LastSeenMs > time.Since(beaten).Milliseconds() {
 		t.Errorf("worker %+v", ws)
 	}
 	if len(st.Models) != 1 || st.Models[0].ID != "alphabet" || st.Models[0].HiveID != "localhost" || st.Models[0].SizeBytes != 123 {
@@ -63,16 +65,16 @@ func TestStatusSlowHive(t *testing.T) {
 
 func TestWorkerGoneAfterTimeout(t *testing.T) {
 	q := newQueen(t, nil, func(o *Options) { o.WorkerTimeout = 150 * time.Millisecond })
-	w := newFakeWorker(t, "w1")
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1"})
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 	testkit.WaitFor(t, "worker gone", func() bool {
 		var st wire.Status
 		q.result(t, wire.Operation{Operation: wire.OpStatus}, &st)
 		return len(st.Workers) == 1 && st.Workers[0].State == wire.StateGone && st.Workers[0].GoneReason != ""
 	})
 	// A gone heartbeat marks a live worker gone at once.
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
-	q.beat(t, w.heartbeat("m", wire.StateGone, 0))
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
+	q.beat(t, w.Heartbeat("m", wire.StateGone, 0))
 	if wk, _ := q.Workers().Get("w1"); wk.State != wire.StateGone {
 		t.Fatalf("after a gone heartbeat: %+v", wk)
 	}
@@ -116,7 +118,7 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("health without token: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	hb, _ := json.Marshal(newFakeWorker(t, "w1").heartbeat("m", wire.StateReady, 0))
+	hb, _ := json.Marshal(wire.Heartbeat{WorkerID: "w1", HiveID: "localhost", Model: "m", URL: "http://127.0.0.1:9", State: wire.StateReady, Slots: 1})
 	for _, path := range []string{"/v1/workers/heartbeat", "/v1/jobs", "/v1/shutdown"} {
 		if code, eb := q.post(t, path, hb); code != http.StatusUnauthorized || eb.Error.Code != wire.CodeUnauthorized {
 			t.Errorf("%s without token: %d %+v", path, code, eb)

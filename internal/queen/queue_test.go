@@ -11,6 +11,7 @@ import (
 
 	"github.com/rbee/rbee/internal/queen/workers"
 	"github.com/rbee/rbee/internal/testkit"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -42,11 +43,11 @@ func (q *testQueen) queued(model string) int {
 	return 0
 }
 
-func (w *fakeWorker) prompts() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+// prompts are the prompts w was sent, in order; a chat's as "chat:" and
+// its first message.
+func prompts(w *fakeworker.Worker) []string {
 	var out []string
-	for _, r := range w.requests {
+	for _, r := range w.Requests() {
 		if len(r.Messages) > 0 {
 			out = append(out, "chat:"+r.Messages[0].Content)
 		} else {
@@ -60,21 +61,22 @@ func (w *fakeWorker) prompts() []string {
 // order they came.
 func TestQueueFirstInFirstOut(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "x")
-	w.gate = make(chan struct{})
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0)) // one slot
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	gate := make(chan struct{})
+	w.SetGate(gate, -1)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0)) // one slot
 	var done []<-chan error
 	for i := range 4 {
 		done = append(done, q.start(t, inferOp("m", fmt.Sprint(i))))
-		testkit.WaitFor(t, fmt.Sprintf("request %d to arrive", i), func() bool { return w.requestCount() == 1 && q.queued("m") == i })
+		testkit.WaitFor(t, fmt.Sprintf("request %d to arrive", i), func() bool { return w.RequestCount() == 1 && q.queued("m") == i })
 	}
 	for i := range 4 {
-		w.gate <- struct{}{}
+		gate <- struct{}{}
 		if err := <-done[i]; err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	if got := strings.Join(w.prompts(), ","); got != "0,1,2,3" {
+	if got := strings.Join(prompts(w), ","); got != "0,1,2,3" {
 		t.Fatalf("the worker got %s", got)
 	}
 }
@@ -82,11 +84,12 @@ func TestQueueFirstInFirstOut(t *testing.T) {
 // The job protocol and the OpenAI API wait in the same queue.
 func TestQueueSharedByBothWays(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "x")
-	w.gate = make(chan struct{})
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	gate := make(chan struct{})
+	w.SetGate(gate, -1)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 	first := q.start(t, inferOp("m", "first"))
-	testkit.WaitFor(t, "the first request to run", func() bool { return w.requestCount() == 1 })
+	testkit.WaitFor(t, "the first request to run", func() bool { return w.RequestCount() == 1 })
 	api := make(chan int, 1)
 	go func() {
 		code, _ := q.postAPI(t, "/v1/chat/completions", chatJSON("m", false))
@@ -96,7 +99,7 @@ func TestQueueSharedByBothWays(t *testing.T) {
 	last := q.start(t, inferOp("m", "last"))
 	testkit.WaitFor(t, "the job to queue", func() bool { return q.queued("m") == 2 })
 	for range 3 {
-		w.gate <- struct{}{}
+		gate <- struct{}{}
 	}
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -107,7 +110,7 @@ func TestQueueSharedByBothWays(t *testing.T) {
 	if err := <-last; err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(w.prompts(), ","); got != "first,chat:abc,last" {
+	if got := strings.Join(prompts(w), ","); got != "first,chat:abc,last" {
 		t.Fatalf("order %s", got)
 	}
 }
@@ -115,14 +118,15 @@ func TestQueueSharedByBothWays(t *testing.T) {
 // A full queue ends an infer job with queue_full, saying when to retry.
 func TestQueueFullJob(t *testing.T) {
 	q := newQueen(t, nil, func(o *Options) { o.MaxQueue = 2 })
-	w := newFakeWorker(t, "w1", "x")
-	w.gate = make(chan struct{})
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	gate := make(chan struct{})
+	w.SetGate(gate, -1)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 	var done []<-chan error
 	for i := range 3 {
 		done = append(done, q.start(t, inferOp("m", fmt.Sprint(i))))
 	}
-	testkit.WaitFor(t, "one running and two queued", func() bool { return w.requestCount() == 1 && q.queued("m") == 2 })
+	testkit.WaitFor(t, "one running and two queued", func() bool { return w.RequestCount() == 1 && q.queued("m") == 2 })
 	_, err := q.run(t, inferOp("m", "one too many"))
 	if errorCode(err) != wire.CodeQueueFull || !strings.Contains(err.Error(), "retry in 1 s") {
 		t.Fatalf("got %v", err)
@@ -133,12 +137,12 @@ func TestQueueFullJob(t *testing.T) {
 		t.Fatalf("status queues %+v", st.Queues)
 	}
 	// Another model has its own queue.
-	other := newFakeWorker(t, "w2", "y")
-	q.beat(t, other.heartbeat("n", wire.StateReady, 0))
+	other := fakeworker.NewT(t, fakeworker.Config{ID: "w2", Tokens: []string{"y"}})
+	q.beat(t, other.Heartbeat("n", wire.StateReady, 0))
 	if _, err := q.run(t, inferOp("n", "p")); err != nil {
 		t.Fatalf("another model: %v", err)
 	}
-	close(w.gate)
+	close(gate)
 	for _, d := range done {
 		if err := <-d; err != nil {
 			t.Fatal(err)
@@ -149,11 +153,12 @@ func TestQueueFullJob(t *testing.T) {
 // A client that leaves while its request waits takes it out of the queue.
 func TestQueueLeaveWhileWaiting(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "x")
-	w.gate = make(chan struct{})
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	gate := make(chan struct{})
+	w.SetGate(gate, -1)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 	first := q.start(t, inferOp("m", "first"))
-	testkit.WaitFor(t, "the first request to run", func() bool { return w.requestCount() == 1 })
+	testkit.WaitFor(t, "the first request to run", func() bool { return w.RequestCount() == 1 })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	jc, err := q.client.Submit(ctx, inferOp("m", "gone"))
@@ -174,12 +179,12 @@ func TestQueueLeaveWhileWaiting(t *testing.T) {
 	}
 	cancel()
 	testkit.WaitFor(t, "the queue to empty", func() bool { return q.queued("m") == 0 })
-	w.gate <- struct{}{}
+	gate <- struct{}{}
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if w.requestCount() != 1 {
-		t.Fatalf("the request that left reached the worker: %v", w.prompts())
+	if w.RequestCount() != 1 {
+		t.Fatalf("the request that left reached the worker: %v", prompts(w))
 	}
 	// Its slot accounting is back to zero.
 	testkit.WaitFor(t, "nothing in flight", func() bool {
@@ -192,11 +197,12 @@ func TestQueueLeaveWhileWaiting(t *testing.T) {
 // the API. What is left of it goes to the worker.
 func TestQueueDeadline(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1", "x")
-	w.gate = make(chan struct{})
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Tokens: []string{"x"}})
+	gate := make(chan struct{})
+	w.SetGate(gate, -1)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 	first := q.start(t, inferOp("m", "first"))
-	testkit.WaitFor(t, "the first request to run", func() bool { return w.requestCount() == 1 })
+	testkit.WaitFor(t, "the first request to run", func() bool { return w.RequestCount() == 1 })
 
 	op := inferOp("m", "late")
 	ms := 100
@@ -212,17 +218,17 @@ func TestQueueDeadline(t *testing.T) {
 	if q.queued("m") != 0 {
 		t.Fatal("a request past its deadline stayed in the queue")
 	}
-	w.gate <- struct{}{}
+	gate <- struct{}{}
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
 
 	ms = 60_000
-	go func() { w.gate <- struct{}{} }()
+	go func() { gate <- struct{}{} }()
 	if _, err := q.run(t, op); err != nil {
 		t.Fatal(err)
 	}
-	got := w.lastRequest().TimeoutMs
+	got := w.LastRequest().TimeoutMs
 	if got == nil || *got <= 0 || *got > 60_000 {
 		t.Fatalf("the worker got timeout_ms %v", got)
 	}
@@ -231,10 +237,10 @@ func TestQueueDeadline(t *testing.T) {
 // The worker's own deadline_exceeded is the request's.
 func TestQueueWorkerDeadline(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	w := newFakeWorker(t, "w1")
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1"})
 	e := wire.NewError(wire.CodeDeadline, "no slot became free within 1s")
-	w.streamErr = &e
-	q.beat(t, w.heartbeat("m", wire.StateReady, 0))
+	w.SetStreamError(&e)
+	q.beat(t, w.Heartbeat("m", wire.StateReady, 0))
 	if _, err := q.run(t, inferOp("m", "p")); errorCode(err) != wire.CodeDeadline || !strings.Contains(err.Error(), "no slot became free") {
 		t.Fatalf("job: %v", err)
 	}
@@ -272,21 +278,21 @@ func (p *pickOne) Pick(_ *Request, cands []workers.Worker) (workers.Worker, bool
 func TestQueueCustomPolicy(t *testing.T) {
 	p := &pickOne{id: "b"}
 	q := newQueen(t, nil, func(o *Options) { o.Policy = p })
-	a := newFakeWorker(t, "a", "x")
-	b := newFakeWorker(t, "b", "y")
-	hb := a.heartbeat("m", wire.StateReady, 0)
+	a := fakeworker.NewT(t, fakeworker.Config{ID: "a", Tokens: []string{"x"}})
+	b := fakeworker.NewT(t, fakeworker.Config{ID: "b", Tokens: []string{"y"}})
+	hb := a.Heartbeat("m", wire.StateReady, 0)
 	hb.Slots = 8 // the default would take a
 	q.beat(t, hb)
-	q.beat(t, b.heartbeat("m", wire.StateReady, 0))
+	q.beat(t, b.Heartbeat("m", wire.StateReady, 0))
 	done := q.start(t, inferOp("m", "p"))
 	testkit.WaitFor(t, "the request to be held", func() bool { return q.queued("m") == 1 })
 	p.open.Store(true)
-	q.beat(t, b.heartbeat("m", wire.StateReady, 0)) // any change asks again
+	q.beat(t, b.Heartbeat("m", wire.StateReady, 0)) // any change asks again
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if a.requestCount() != 0 || b.requestCount() != 1 {
-		t.Fatalf("a %d, b %d", a.requestCount(), b.requestCount())
+	if a.RequestCount() != 0 || b.RequestCount() != 1 {
+		t.Fatalf("a %d, b %d", a.RequestCount(), b.RequestCount())
 	}
 }
 
@@ -294,11 +300,13 @@ func TestQueueCustomPolicy(t *testing.T) {
 // count of requests in flight stands in for heartbeats that lag.
 func TestQueueSpreadsByFreeSlots(t *testing.T) {
 	q := newQueen(t, nil, nil)
-	a := newFakeWorker(t, "a", "x")
-	b := newFakeWorker(t, "b", "y")
-	a.gate, b.gate = make(chan struct{}), make(chan struct{})
-	for _, w := range []*fakeWorker{a, b} {
-		hb := w.heartbeat("m", wire.StateReady, 0)
+	a := fakeworker.NewT(t, fakeworker.Config{ID: "a", Tokens: []string{"x"}})
+	b := fakeworker.NewT(t, fakeworker.Config{ID: "b", Tokens: []string{"y"}})
+	gateA, gateB := make(chan struct{}), make(chan struct{})
+	a.SetGate(gateA, -1)
+	b.SetGate(gateB, -1)
+	for _, w := range []*fakeworker.Worker{a, b} {
+		hb := w.Heartbeat("m", wire.StateReady, 0)
 		hb.Slots = 2
 		q.beat(t, hb)
 	}
@@ -307,16 +315,16 @@ func TestQueueSpreadsByFreeSlots(t *testing.T) {
 		done = append(done, q.start(t, inferOp("m", fmt.Sprint(i))))
 	}
 	testkit.WaitFor(t, "four running, one queued", func() bool {
-		return a.requestCount() == 2 && b.requestCount() == 2 && q.queued("m") == 1
+		return a.RequestCount() == 2 && b.RequestCount() == 2 && q.queued("m") == 1
 	})
-	close(a.gate)
-	close(b.gate)
+	close(gateA)
+	close(gateB)
 	for _, d := range done {
 		if err := <-d; err != nil {
 			t.Fatal(err)
 		}
 	}
-	if a.requestCount()+b.requestCount() != 5 {
-		t.Fatalf("a %d b %d", a.requestCount(), b.requestCount())
+	if a.RequestCount()+b.RequestCount() != 5 {
+		t.Fatalf("a %d b %d", a.RequestCount(), b.RequestCount())
 	}
 }

@@ -3,21 +3,18 @@ package queen
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rbee/rbee/internal/config"
-	"github.com/rbee/rbee/internal/sse"
 	"github.com/rbee/rbee/internal/sshx"
 	"github.com/rbee/rbee/internal/sshx/sshtest"
+	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -322,31 +319,9 @@ func TestInferSendsTheHiveTokenToRemoteWorkers(t *testing.T) {
 	dir := t.TempDir()
 	q := newQueen(t, nil, func(o *Options) { o.HiveTokenDir = dir; o.Token = "queen-secret" })
 	box, _, _ := q.fleet.Tokens.Ensure("box")
-	var mu sync.Mutex
-	var seen []string
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/inference", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Header.Get("Authorization"))
-		mu.Unlock()
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(wire.JobCreated{JobID: "inf-1", SSEURL: "/v1/inference/inf-1/stream"})
-	})
-	mux.HandleFunc("GET /v1/inference/{id}/stream", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Header.Get("Authorization"))
-		mu.Unlock()
-		sw := sse.NewWriter(w)
-		_ = sw.Event(wire.NewToken("hi", 0))
-		_ = sw.Event(wire.End{Type: wire.TypeEnd, StopReason: wire.StopEOS, TokensOut: 1})
-		_ = sw.Done()
-	})
-	worker := httptest.NewServer(mux)
-	t.Cleanup(worker.Close)
-	hb := wire.Heartbeat{WorkerID: "w1", HiveID: "box", Model: "m", URL: worker.URL, State: wire.StateReady, Slots: 1}
-	body, _ := json.Marshal(hb)
+	// Like llm-worker-rbee under that hive, it refuses any other token.
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", HiveID: "box", Token: box, Tokens: []string{"hi"}})
+	body, _ := json.Marshal(w.Heartbeat("m", wire.StateReady, 0))
 	req, _ := http.NewRequest(http.MethodPost, q.srv.URL+"/v1/workers/heartbeat", strings.NewReader(string(body)))
 	req.Header.Set("Authorization", "Bearer "+box)
 	resp, err := q.srv.Client().Do(req)
@@ -357,10 +332,8 @@ func TestInferSendsTheHiveTokenToRemoteWorkers(t *testing.T) {
 	if _, err := q.run(t, wire.Operation{Operation: wire.OpInfer, Model: "m", InferenceRequest: wire.InferenceRequest{Prompt: "x"}}); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != 2 || seen[0] != "Bearer "+box || seen[1] != "Bearer "+box {
-		t.Fatalf("the worker saw %q", seen)
+	if w.RequestCount() != 1 {
+		t.Fatalf("the worker got %d requests", w.RequestCount())
 	}
 }
 

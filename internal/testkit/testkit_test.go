@@ -85,3 +85,38 @@ func TestReceive(t *testing.T) {
 		t.Fatalf("got %d", v)
 	}
 }
+
+// A reserved port is not handed out as a free one, refuses connections,
+// and can still be bound by the program it is given to.
+func TestReservePort(t *testing.T) {
+	p := ReservePortT(t)
+	for range 200 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if got == p.Port {
+			t.Fatal("the reserved port was handed out as a free one")
+		}
+	}
+	if c, err := net.Dial("tcp", "127.0.0.1:"+p.String()); err == nil {
+		c.Close()
+		t.Fatal("a reserved port accepted a connection")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+p.String())
+	if err != nil {
+		t.Fatalf("the program given the port cannot listen on it: %v", err)
+	}
+	ln.Close()
+	q := ReservePortT(t)
+	ln, err = q.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := q.Listen(); err == nil {
+		t.Fatal("listened twice")
+	}
+}

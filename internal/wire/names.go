@@ -33,7 +33,7 @@ func CheckWorkerID(s string) error {
 // and the id its workers report), or returns nil: 1 to 63 characters of
 // [A-Za-z0-9._-], starting with a letter, digit or '_'.
 func CheckHiveID(s string) error {
-	return checkName("hive id", s, MaxHiveID, hiveIDRE, "a letter, digit or '_'")
+	return checkName("hive alias", s, MaxHiveID, hiveIDRE, "a letter, digit or '_'")
 }
 
 // CheckModelID explains why s is not a catalog id, or returns nil: 1 to 128

@@ -31,16 +31,21 @@ type Config struct {
 	PID    int      // pid in heartbeats; 0: none
 	Token  string   // bearer token every endpoint but /health requires; "": none
 	Tokens []string // the text pieces every stream sends
+	Addr   string   // "host:port" to listen on; "127.0.0.1:0"
+	// Loading starts the worker loading its model, as llm-worker-rbee
+	// starts: see SetProgress, SetState and FailLoad.
+	Loading bool
 }
 
 // Worker serves a worker's HTTP API (contracts.md, "Worker API") from
 // this process, in the shapes and with the status codes llm-worker-rbee
-// uses: GET /health, GET /v1/ready, POST /v1/inference (201 {job_id,
-// sse_url}), GET /v1/inference/{id}/stream (token events, then an end or an
-// error event, then "data: [DONE]") and DELETE /v1/inference/{id}. What
-// its streams say and when is scripted, and what it was asked is recorded.
-// It is safe for concurrent use; it needs no *testing.T, so that benchmarks
-// can run it too.
+// uses: GET /health, GET /v1/ready, GET /v1/loading/progress (progress
+// events, then a result or an error event, then "data: [DONE]"), POST
+// /v1/inference (201 {job_id, sse_url}), GET /v1/inference/{id}/stream
+// (token events, then an end or an error event, then "data: [DONE]") and
+// DELETE /v1/inference/{id}. What its streams say and when is scripted,
+// and what it was asked is recorded. It is safe for concurrent use; it
+// needs no *testing.T, so that benchmarks can run it too.
 type Worker struct {
 	ID, HiveID string
 	URL        string // e.g. "http://127.0.0.1:40123"
@@ -60,6 +65,7 @@ type Worker struct {
 	mu       sync.Mutex
 	model    string
 	state    string
+	load     load
 	script   script
 	full     bool
 	next     int
@@ -88,9 +94,9 @@ type job struct {
 // benchmark: channels of job ids nobody reads drop the surplus.
 const maxRecords = 1024
 
-// New starts a fake worker on a loopback port.
+// New starts a fake worker on cfg.Addr, by default a loopback port.
 func New(cfg Config) (*Worker, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", cmp.Or(cfg.Addr, "127.0.0.1:0"))
 	if err != nil {
 		return nil, err
 	}
@@ -107,8 +113,12 @@ func New(cfg Config) (*Worker, error) {
 		closed:  make(chan string, maxRecords),
 		model:   cmp.Or(cfg.Model, "fake"),
 		state:   wire.StateReady,
+		load:    load{total: defaultLoadTotal, changed: make(chan struct{})},
 		script:  script{tokens: append([]string(nil), cfg.Tokens...)},
 		jobs:    map[string]*job{},
+	}
+	if cfg.Loading {
+		w.state = wire.StateLoading
 	}
 	w.srv = httpapi.NewServer(w.handler(cfg.Token))
 	go func() {
@@ -149,6 +159,7 @@ func (w *Worker) handler(token string) http.Handler {
 	mux.Handle("GET /v1/ready", gate.Wrap(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(rw, http.StatusOK, w.Ready())
 	})))
+	mux.Handle("GET /v1/loading/progress", gate.Wrap(httpapi.Handler(w.progress)))
 	mux.Handle("POST /v1/inference", gate.Wrap(httpapi.Handler(w.submit)))
 	mux.Handle("GET /v1/inference/{id}/stream", gate.Wrap(httpapi.Handler(w.stream)))
 	mux.Handle("DELETE /v1/inference/{id}", gate.Wrap(httpapi.Handler(w.cancel)))
@@ -354,11 +365,10 @@ func (w *Worker) SetFull(full bool) {
 
 // SetState sets the state /v1/ready and the heartbeats report; any but
 // "ready" turns requests away with 503 not_ready, as a loading worker does.
+// Leaving "loading" for any state but "error" finishes the load: the
+// progress streams end with their result.
 func (w *Worker) SetState(state string) {
-	w.mu.Lock()
-	w.state = state
-	w.mu.Unlock()
-	w.setActive(0) // a change the queen hears at once
+	w.setLoad(func() { w.state = state })
 }
 
 // Requests are the inference requests the worker accepted, in order.
@@ -400,10 +410,13 @@ func (w *Worker) Active() int { return int(w.active.Load()) }
 // state is "busy" while every slot is taken.
 func (w *Worker) Ready() wire.Ready {
 	w.mu.Lock()
-	model, state := w.model, w.state
+	model, state, loadErr := w.model, w.state, w.load.err
 	w.mu.Unlock()
 	r := wire.Ready{Ready: state == wire.StateReady, State: state, WorkerID: w.ID, Model: model,
 		Slots: w.Slots, Active: w.Active(), Device: "cpu"}
+	if state == wire.StateError {
+		r.Error = loadErr
+	}
 	if r.Ready && r.Active >= r.Slots {
 		r.State = wire.StateBusy
 	}

@@ -304,3 +304,131 @@ func TestHeartbeats(t *testing.T) {
 	}
 	stop()
 }
+
+// follow reads a worker's /v1/loading/progress as the hive does, sending
+// each event on the channel it returns and the stream's end on the other.
+func follow(w *fakeworker.Worker) (<-chan wire.Event, <-chan error) {
+	evs, end := make(chan wire.Event, 64), make(chan error, 1)
+	go func() {
+		c := jobs.Client{BaseURL: w.URL}
+		last, err := c.StreamPath(context.Background(), "/v1/loading/progress", func(e wire.Event) error {
+			evs <- e
+			return nil
+		})
+		if err == nil && last.Type != wire.TypeResult {
+			err = errors.New("the stream ended with a " + last.Type + " event")
+		}
+		end <- err
+	}()
+	return evs, end
+}
+
+// A loading worker refuses work, streams its progress, and ends the
+// stream with its /v1/ready answer once loaded.
+func TestLoading(t *testing.T) {
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", Model: "m", Loading: true, Tokens: []string{"a"}})
+	c := client(w, "")
+	if r, err := c.Ready(t.Context()); err != nil || r.Ready || r.State != wire.StateLoading {
+		t.Fatalf("ready while loading: %+v, %v", r, err)
+	}
+	if _, err := c.Submit(t.Context(), wire.InferenceRequest{Prompt: "p"}); !wire.IsCode(err, wire.CodeNotReady) {
+		t.Fatalf("submit while loading: %v", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- c.WaitReady(t.Context()) }()
+	evs, end := follow(w)
+	if e := testkit.Receive(t, "the first progress", evs); e.Type != wire.TypeProgress || e.Done != 0 || e.Total != 100 {
+		t.Fatalf("first progress %+v", e)
+	}
+	w.SetProgress(40, 200)
+	if e := testkit.Receive(t, "the next progress", evs); e.Type != wire.TypeProgress || e.Done != 40 || e.Total != 200 {
+		t.Fatalf("next progress %+v", e)
+	}
+	w.SetState(wire.StateReady)
+	if err := testkit.Receive(t, "the stream's end", end); err != nil {
+		t.Fatal(err)
+	}
+	if e := testkit.Receive(t, "the last progress", evs); e.Type != wire.TypeProgress || e.Done != 200 || e.Total != 200 {
+		t.Fatalf("last progress %+v", e)
+	}
+	res := testkit.Receive(t, "the result", evs)
+	var r wire.Ready
+	if err := json.Unmarshal(res.Data, &r); err != nil || res.Type != wire.TypeResult || !r.Ready || r.WorkerID != "w1" || r.Model != "m" {
+		t.Fatalf("result %+v (%v)", res, err)
+	}
+	if err := testkit.Receive(t, "WaitReady", waited); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := collect(t, c, wire.InferenceRequest{Prompt: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	// A loaded worker's stream answers at once.
+	evs, end = follow(w)
+	if err := testkit.Receive(t, "a loaded worker's stream", end); err != nil {
+		t.Fatal(err)
+	}
+	if e := testkit.Receive(t, "its progress", evs); e.Type != wire.TypeProgress || e.Done != e.Total {
+		t.Fatalf("progress of a loaded worker %+v", e)
+	}
+}
+
+// A failed load ends the progress stream with a load_failed error event and
+// leaves the worker up in state "error".
+func TestFailLoad(t *testing.T) {
+	w := fakeworker.NewT(t, fakeworker.Config{Loading: true})
+	evs, end := follow(w)
+	testkit.Receive(t, "the first progress", evs)
+	waited := make(chan error, 1)
+	go func() { waited <- client(w, "").WaitReady(t.Context()) }()
+	w.FailLoad("tensor blk.0 has a bad shape")
+	err := testkit.Receive(t, "the stream's end", end)
+	// Status 0: the worker said it in its stream, not as an HTTP answer.
+	if e, ok := wire.AsError(err); !ok || e.Code != wire.CodeLoadFailed || e.Message != "tensor blk.0 has a bad shape" || e.Status != 0 {
+		t.Fatalf("stream: %v", err)
+	}
+	if err := testkit.Receive(t, "WaitReady", waited); err == nil || !strings.Contains(err.Error(), "bad shape") {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	if r := w.Ready(); r.Ready || r.State != wire.StateError || r.Error != "tensor blk.0 has a bad shape" {
+		t.Fatalf("ready after a failed load: %+v", r)
+	}
+}
+
+// Close ends a progress stream that waits for a load.
+func TestCloseEndsProgress(t *testing.T) {
+	w, err := fakeworker.New(fakeworker.Config{Loading: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, end := follow(w)
+	testkit.Receive(t, "the first progress", evs)
+	w.Close()
+	if err := testkit.Receive(t, "the stream's end", end); err == nil {
+		t.Fatal("a stream cut by Close ended well")
+	}
+}
+
+// The progress stream needs the token, as the real worker's does.
+func TestProgressAuth(t *testing.T) {
+	w := fakeworker.NewT(t, fakeworker.Config{Token: "s3cret"})
+	for token, want := range map[string]bool{"": false, "s3cret": true} {
+		c := jobs.Client{BaseURL: w.URL, Token: token}
+		_, err := c.StreamPath(t.Context(), "/v1/loading/progress", nil)
+		if ok := err == nil; ok != want {
+			t.Errorf("token %q: %v", token, err)
+		}
+	}
+}
+
+// Addr says where the worker listens.
+func TestAddr(t *testing.T) {
+	p := testkit.ReservePortT(t)
+	w := fakeworker.NewT(t, fakeworker.Config{Addr: "127.0.0.1:" + p.String()})
+	p.Release()
+	if w.URL != "http://127.0.0.1:"+p.String() {
+		t.Fatalf("URL %s, want port %s", w.URL, p)
+	}
+	if _, err := client(w, "").Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
