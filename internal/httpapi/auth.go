@@ -3,8 +3,10 @@ package httpapi
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -87,6 +89,25 @@ func (g *Gate) Wrap(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// MinToken is the shortest secret a daemon takes as its token.
+const MinToken = 16
+
+// CheckToken explains why s cannot be a daemon's token, or returns nil: at
+// least MinToken characters, none of them blank or a control character. A
+// token of a space would make a daemon listen beyond loopback behind a
+// secret that no client can send.
+func CheckToken(s string) error {
+	if len(s) < MinToken {
+		return fmt.Errorf("a token must be at least %d characters long, not %d", MinToken, len(s))
+	}
+	for _, c := range s {
+		if c <= ' ' || c == 0x7f || unicode.IsSpace(c) || !unicode.IsPrint(c) {
+			return fmt.Errorf("a token must not hold blanks or control characters")
+		}
+	}
+	return nil
 }
 
 // Bearer takes the credential out of an Authorization value. The scheme is

@@ -105,3 +105,16 @@ func TestGateExtraSecret(t *testing.T) {
 		t.Fatalf("a hive with a token let a request without one pass: %v", err)
 	}
 }
+
+func TestCheckToken(t *testing.T) {
+	for _, ok := range []string{"0123456789abcdef", strings.Repeat("k", 64), "rbee_AbC-123.xyz/=+"} {
+		if err := CheckToken(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", " ", strings.Repeat(" ", 20), "short", "0123456789abcde", "0123456789 abcdef", "0123456789abcdef\n", "0123456789abcdef\x00", "0123456789abcdef\u00a0"} {
+		if CheckToken(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -60,7 +60,7 @@ func NewServer(h http.Handler) *http.Server {
 }
 
 // Daemon is the one shape in which every rbee daemon (queen, hive, worker)
-// serves and stops. Every request passes BoundBodies and SameOriginWrites
+// serves and stops. Every request passes BoundBodies and SameOrigin
 // first. Serve runs until its context ends, then shuts down in
 // one order:
 //
@@ -88,7 +88,7 @@ func (d Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	if d.BodyTimeout <= 0 {
 		d.BodyTimeout = BodyTimeout
 	}
-	srv := NewServer(BoundBodies(d.BodyTimeout, SameOriginWrites(d.Handler)))
+	srv := NewServer(BoundBodies(d.BodyTimeout, SameOrigin(d.Handler)))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var serveErr error
