@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
@@ -108,6 +110,21 @@ func CheckToken(s string) error {
 		}
 	}
 	return nil
+}
+
+// WorkerToken is the credential of worker workerID of a hive whose token is
+// hiveToken: what the hive hands the worker it spawns, what the worker
+// requires on its API and proves its heartbeats with, and what the queen
+// computes to check those heartbeats and to call the worker. Derived
+// rather than shared, it ties a heartbeat to one hive and one worker id,
+// and a worker's secret opens nothing else.
+func WorkerToken(hiveToken, workerID string) string {
+	if hiveToken == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, []byte(hiveToken))
+	m.Write([]byte("rbee worker\x00" + workerID))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Bearer takes the credential out of an Authorization value. The scheme is

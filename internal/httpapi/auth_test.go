@@ -118,3 +118,21 @@ func TestCheckToken(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkerToken(t *testing.T) {
+	a := WorkerToken("hive-secret-0123456789", "w-1")
+	if len(a) != 64 || CheckToken(a) != nil {
+		t.Fatalf("%q", a)
+	}
+	for _, other := range []string{WorkerToken("hive-secret-0123456789", "w-2"), WorkerToken("hive-secret-0123456780", "w-1")} {
+		if other == a {
+			t.Fatal("two workers share a credential")
+		}
+	}
+	if a != WorkerToken("hive-secret-0123456789", "w-1") {
+		t.Fatal("not deterministic")
+	}
+	if WorkerToken("", "w-1") != "" {
+		t.Fatal("a hive without a token gave a credential")
+	}
+}

@@ -38,6 +38,7 @@ const (
 	// The hive's worker and model operations.
 	CodeModelInUse   = "model_in_use"   // model_delete while workers use the model, without force
 	CodeModelExists  = "model_exists"   // the id already names another file in the catalog
+	CodeWorkerExists = "worker_exists"  // a heartbeat claims the id of another live worker
 	CodeWorkerFailed = "worker_failed"  // a worker exited or failed while it started
 	CodeLoadFailed   = "load_failed"    // a worker could not load its model
 	CodeSpawnTimeout = "spawn_timeout"  // a worker did not start or load in time
@@ -94,6 +95,7 @@ var statusOf = map[string]int{
 
 	CodeModelInUse:   http.StatusConflict,
 	CodeModelExists:  http.StatusConflict,
+	CodeWorkerExists: http.StatusConflict,
 	CodeWorkerFailed: http.StatusServiceUnavailable,
 	CodeLoadFailed:   http.StatusServiceUnavailable,
 	CodeSpawnTimeout: http.StatusServiceUnavailable,
