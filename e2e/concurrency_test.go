@@ -158,7 +158,7 @@ func TestConcurrentInfersShareSlots(t *testing.T) {
 			t.Errorf("prompt %q: want %q, got %s", p, want, results[i])
 		}
 	}
-	w := workerclient.Client{BaseURL: e.waitWorker("w-two-slots").URL}
+	w := workerclient.Client{BaseURL: e.waitWorker("w-two-slots").URL, Token: e.workerCredential("localhost", "w-two-slots")}
 	if r, err := w.Ready(t.Context()); err != nil || r.Slots != 2 || r.Active != 0 || r.QueueLen != 0 {
 		t.Errorf("worker after the requests: %+v %v", r, err)
 	}
@@ -242,7 +242,7 @@ func TestCancellationReachesWorker(t *testing.T) {
 	stories := storiesModel(t)
 	e.startQueen()
 	ws := e.handWorker(stories, "stories260K", "w-cancel", "--slots", "1")
-	w := &workerclient.Client{BaseURL: ws.URL}
+	w := &workerclient.Client{BaseURL: ws.URL, Token: e.workerCredential("localhost", "w-cancel")}
 	const maxTokens = 2000
 	op := wire.Operation{Operation: wire.OpInfer, Model: "stories260K", InferenceRequest: wire.InferenceRequest{Prompt: "Once upon a time", MaxTokens: ptr(maxTokens), Temperature: ptr(0.0)}}
 

@@ -335,3 +335,20 @@ func (e *env) binDir() string {
 	}
 	return binDir
 }
+
+// storiesWorker starts a queen (stopped at the test's end), the local hive
+// and one worker of the stories model, and returns the model and the
+// worker.
+func (e *env) storiesWorker() (string, wire.WorkerInfo) {
+	e.t.Helper()
+	stories := storiesModel(e.t)
+	e.mustRbee("queen", "start")
+	e.t.Cleanup(func() { e.rbee("queen", "stop") })
+	e.mustRbee("hive", "start")
+	e.mustRbee("worker", "spawn", "-m", stories)
+	ws := e.workers()
+	if len(ws) != 1 || ws[0].PID == 0 {
+		e.t.Fatalf("workers: %+v", ws)
+	}
+	return stories, ws[0]
+}

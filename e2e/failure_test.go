@@ -14,16 +14,7 @@ import (
 func TestWorkerKilledMidStream(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	stories := storiesModel(t)
-	e.mustRbee("queen", "start")
-	t.Cleanup(func() { e.rbee("queen", "stop") })
-	e.mustRbee("hive", "start")
-	e.mustRbee("worker", "spawn", "-m", stories)
-	ws := e.workers()
-	if len(ws) != 1 || ws[0].PID == 0 {
-		t.Fatalf("workers: %+v", ws)
-	}
-	victim := ws[0]
+	stories, victim := e.storiesWorker()
 
 	s := e.startRbee("infer", "-m", stories, "--max-tokens", "2000", "Once upon a time")
 	s.waitFirst(t)

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
@@ -39,9 +42,12 @@ func TestJobProtocolThroughQueen(t *testing.T) {
 	// A worker that keeps saying it is loading makes an infer job wait for
 	// it, quietly. The queen has taken its first heartbeat once it answered
 	// it; the next ones keep the worker from going silent.
+	// It proves its heartbeats with the credential a worker of the local
+	// hive derives from hive-tokens/localhost, which the queen made.
 	hb := wire.Heartbeat{WorkerID: "worker-slow", HiveID: "localhost", Model: "slow",
 		URL: "http://127.0.0.1:9", State: wire.StateLoading, Slots: 1}
-	must(t, c.Heartbeat(ctx, hb))
+	beats := &jobs.Client{BaseURL: e.queenURL, Token: e.workerCredential("localhost", hb.WorkerID)}
+	must(t, beats.Heartbeat(ctx, hb))
 	hbCtx, stopHB := context.WithCancel(ctx)
 	beating := make(chan struct{})
 	defer func() {
@@ -57,7 +63,7 @@ func TestJobProtocolThroughQueen(t *testing.T) {
 			case <-hbCtx.Done():
 				return
 			case <-tick.C:
-				_ = c.Heartbeat(hbCtx, hb)
+				_ = beats.Heartbeat(hbCtx, hb)
 			}
 		}
 	}()
@@ -128,12 +134,17 @@ func TestJobProtocolThroughQueen(t *testing.T) {
 }
 
 // A hive is never a way to a worker: it answers infer with a 400 that says
-// where inference goes.
+// where inference goes. Started by hand, it requires the token of its id
+// from this machine's config directory, which it made.
 func TestHiveRefusesInfer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	hiveURL := e.daemon("rbee-hive", "--hive-id", "localhost").URL
 	c := &jobs.Client{BaseURL: hiveURL}
+	if _, err := c.Submit(t.Context(), wire.Operation{Operation: wire.OpStatus}); httpStatus(err) != http.StatusUnauthorized {
+		t.Fatalf("a hive started by hand took a request without its token: %v", err)
+	}
+	c.Token = e.hiveToken("localhost")
 	_, err := c.Submit(t.Context(), wire.Operation{Operation: wire.OpInfer, Model: "alpha", InferenceRequest: wire.InferenceRequest{Prompt: "abc"}})
 	var re *wire.Error
 	if !errors.As(err, &re) || re.Status != http.StatusBadRequest || !strings.Contains(re.Message, "queen") {
@@ -142,11 +153,40 @@ func TestHiveRefusesInfer(t *testing.T) {
 	if _, err := c.Submit(t.Context(), wire.Operation{Operation: wire.OpStatus}); !errors.As(err, &re) || re.Status != http.StatusBadRequest {
 		t.Fatalf("status on the hive: %v", err)
 	}
-	resp, err := http.Get(hiveURL + "/v1/capabilities")
+	req, _ := http.NewRequest(http.MethodGet, hiveURL+"/v1/capabilities", nil)
+	httpapi.SetBearer(req, c.Token)
+	resp, err := http.DefaultClient.Do(req)
 	must(t, err)
 	defer resp.Body.Close()
 	var caps wire.HiveCapabilities
 	if err := json.NewDecoder(resp.Body).Decode(&caps); err != nil || resp.StatusCode != http.StatusOK || caps.HiveID != "localhost" || caps.CPUCores < 1 {
 		t.Fatalf("capabilities: %s %+v %v", resp.Status, caps, err)
 	}
+}
+
+// workerCredential is what worker workerID of hive hiveID on this test's
+// machine holds: derived from the hive's token in the test's config
+// directory, as a hive or a worker started by hand derives it. The worker
+// requires it on its API and proves its heartbeats with it.
+func (e *env) workerCredential(hiveID, workerID string) string {
+	e.t.Helper()
+	return httpapi.WorkerToken(e.hiveToken(hiveID), workerID)
+}
+
+// hiveToken is hive hiveID's token in the test's config directory.
+func (e *env) hiveToken(hiveID string) string {
+	e.t.Helper()
+	tok, err := config.HiveTokens{Dir: filepath.Join(e.home, "config", "rbee", "hive-tokens")}.Get(hiveID)
+	must(e.t, err)
+	if tok == "" {
+		e.t.Fatalf("hive %s has no token", hiveID)
+	}
+	return tok
+}
+
+func httpStatus(err error) int {
+	if re, ok := wire.AsError(err); ok {
+		return re.Status
+	}
+	return 0
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -31,10 +32,11 @@ type beatRow struct {
 	idleMeasure time.Duration
 }
 
-// heartbeatLoad has n simulated workers send a heartbeat every `every`,
+// heartbeatLoad has n simulated workers of hive "bench" (whose token is
+// hiveToken) send a heartbeat every `every`, with their credentials,
 // spread evenly over the interval, each over its own kept-alive connection
 // as a real worker's is, and measures the queen's CPU time over window.
-func heartbeatLoad(queenURL string, pid, n int, every, idle, window time.Duration) (beatRow, error) {
+func heartbeatLoad(queenURL, hiveToken string, pid, n int, every, idle, window time.Duration) (beatRow, error) {
 	row := beatRow{workers: n, every: every, window: window, idleMeasure: idle}
 	cpu0, err := cpuTime(pid)
 	if err != nil {
@@ -60,8 +62,9 @@ func heartbeatLoad(queenURL string, pid, n int, every, idle, window time.Duratio
 		wg.Go(func() {
 			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			defer client.CloseIdleConnections()
-			queen := &jobs.Client{BaseURL: queenURL, HTTP: client}
-			hb := wire.Heartbeat{WorkerID: "sim-" + strconv.Itoa(i), HiveID: "sim", Model: "sim-model",
+			id := "sim-" + strconv.Itoa(i)
+			queen := &jobs.Client{BaseURL: queenURL, HTTP: client, Token: httpapi.WorkerToken(hiveToken, id)}
+			hb := wire.Heartbeat{WorkerID: id, HiveID: "bench", Model: "sim-model",
 				URL: "http://127.0.0.1:9", State: wire.StateReady, Slots: 4, PID: 1000 + i}
 			select {
 			case <-ctx.Done():
@@ -107,7 +110,7 @@ func heartbeatLoad(queenURL string, pid, n int, every, idle, window time.Duratio
 	took := time.Since(t0)
 	s1, f1 := sent.Load(), failed.Load()
 	row.rssWith, _ = rssBytes(pid)
-	row.registered = countReady(queenURL, "sim")
+	row.registered = countReady(queenURL, "bench")
 	cancel()
 	wg.Wait()
 	row.beatCPU = (cpu1 - cpu0).Seconds() / took.Seconds()

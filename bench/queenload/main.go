@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/bench/harness"
+	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
@@ -91,7 +93,7 @@ func main() {
 		{"queen /v1/chat/completions (stream)", func(u string) openFn { return viaOpenAI(client, u, *tokens) }},
 		{"queen job protocol infer", func(u string) openFn { return viaJobs(client, u, *tokens) }},
 	} {
-		lim, err := withQueen(queenBin, workers, func(q *harness.Proc, queenURL string) {
+		lim, err := withQueen(queenBin, workers, func(q *harness.Proc, queenURL, _ string) {
 			warm(workers, p.fn(queenURL))
 			rows = append(rows, runStreams(p.name, *streams, workers, q.PID(), p.fn(queenURL)))
 			warm(workers, p.fn(queenURL))
@@ -104,9 +106,9 @@ func main() {
 	}
 
 	var beat beatRow
-	_, err = withQueen(queenBin, nil, func(q *harness.Proc, queenURL string) {
+	_, err = withQueen(queenBin, nil, func(q *harness.Proc, queenURL, hiveToken string) {
 		var berr error
-		beat, berr = heartbeatLoad(queenURL, q.PID(), *beats, *every, 5*time.Second, *window)
+		beat, berr = heartbeatLoad(queenURL, hiveToken, q.PID(), *beats, *every, 5*time.Second, *window)
 		if berr != nil {
 			log.Print("bench/queenload: heartbeats: ", berr)
 		}
@@ -164,14 +166,21 @@ func main() {
 }
 
 // withQueen runs fn against a fresh queen-rbee that the fake workers
-// heartbeat to, and reports the queen's open-files limit.
-func withQueen(queenBin string, workers []*fakeworker.Worker, fn func(*harness.Proc, string)) (string, error) {
+// heartbeat to, and reports the queen's open-files limit. The workers are
+// of hive "bench", whose token (also fn's) the queen reads from its config
+// directory, and prove their heartbeats with their credentials derived
+// from it, as workers spawned by a hive do.
+func withQueen(queenBin string, workers []*fakeworker.Worker, fn func(q *harness.Proc, queenURL, hiveToken string)) (string, error) {
 	home, err := os.MkdirTemp("", "rbee-bench-queenload-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(home)
 	if err := harness.IsolateHive(home); err != nil {
+		return "", err
+	}
+	hiveToken, _, err := config.HiveTokens{Dir: filepath.Join(home, "config", "rbee", "hive-tokens")}.Ensure("bench")
+	if err != nil {
 		return "", err
 	}
 	q, queenURL, err := harness.Start(queenBin, harness.IsolatedEnv(home), filepath.Join(home, "queen-rbee.log"), "--port", "0")
@@ -181,7 +190,7 @@ func withQueen(queenBin string, workers []*fakeworker.Worker, fn func(*harness.P
 	defer q.Stop()
 	for _, w := range workers {
 		// Every 2 s, as llm-worker-rbee, and at once when its load changes.
-		defer w.StartHeartbeats(&jobs.Client{BaseURL: queenURL}, 2*time.Second)()
+		defer w.StartHeartbeats(&jobs.Client{BaseURL: queenURL, Token: httpapi.WorkerToken(hiveToken, w.ID)}, 2*time.Second)()
 	}
 	if len(workers) > 0 {
 		deadline := time.Now().Add(10 * time.Second)
@@ -192,7 +201,7 @@ func withQueen(queenBin string, workers []*fakeworker.Worker, fn func(*harness.P
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	fn(q, queenURL)
+	fn(q, queenURL, hiveToken)
 	return openFilesLimit(q.PID()), nil
 }
 

@@ -3,6 +3,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/device"
 	"github.com/rbee/rbee/internal/engine"
 	"github.com/rbee/rbee/internal/gguf"
@@ -81,7 +84,13 @@ func run(args []string) error {
 	case *port < 0 || *port > 65535:
 		return fmt.Errorf("--port must be from 0 to 65535, got %d", *port)
 	}
-	token := os.Getenv("RBEE_WORKER_TOKEN")
+	if *id == "" {
+		*id = randomID()
+	}
+	token, err := credential(*id, *hiveID, *queenURL)
+	if err != nil {
+		return err
+	}
 	if err := httpapi.CheckBind(*host, token != ""); err != nil {
 		return fmt.Errorf("%v (set RBEE_WORKER_TOKEN)", err)
 	}
@@ -109,9 +118,6 @@ func run(args []string) error {
 	addr := ln.Addr().String()
 	if *url == "" {
 		*url = "http://" + addr
-	}
-	if *id == "" {
-		*id = fmt.Sprintf("worker-%d", os.Getpid())
 	}
 	// The hive reads this line to learn the port when it passed --port 0.
 	fmt.Printf("listening http://%s\n", addr)
@@ -147,4 +153,41 @@ func run(args []string) error {
 	defer stop()
 	slog.Info("loading model", "model", *model, "worker", *id, "addr", addr)
 	return w.Serve(ctx, ln)
+}
+
+// randomID is the id of a worker started without --worker-id: random, so
+// that two workers started by hand never claim one id at the queen (which
+// refuses the second while the first lives), as pids of two machines may.
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "worker-" + hex.EncodeToString(b[:])
+}
+
+// credential is the secret the worker requires on its API and proves its
+// heartbeats with: RBEE_WORKER_TOKEN, which a hive hands each worker it
+// spawns. A worker started by hand that reports to a queen derives it,
+// like its hive would, from the token of its hive on this machine
+// (hive-tokens/HIVE-ID of $XDG_CONFIG_HOME/rbee), which the queen and a
+// hive on this machine make; without either it could not register.
+func credential(id, hiveID, queenURL string) (string, error) {
+	if tok := os.Getenv("RBEE_WORKER_TOKEN"); tok != "" {
+		if err := httpapi.CheckToken(tok); err != nil {
+			return "", fmt.Errorf("RBEE_WORKER_TOKEN: %w", err)
+		}
+		return tok, nil
+	}
+	if queenURL == "" {
+		return "", nil
+	}
+	ts := config.HiveTokens{}
+	hiveTok, err := ts.Get(hiveID)
+	if err != nil {
+		return "", err
+	}
+	if hiveTok == "" {
+		p, _ := ts.Path(hiveID)
+		return "", fmt.Errorf("no credential to register with the queen as a worker of hive %s: set RBEE_WORKER_TOKEN, or run this on the queen's machine after the queen (or rbee-hive --hive-id %s) has started, which makes %s", hiveID, hiveID, p)
+	}
+	return httpapi.WorkerToken(hiveTok, id), nil
 }

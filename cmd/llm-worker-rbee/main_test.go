@@ -298,3 +298,56 @@ func TestBadModelFilesExitWithOneLine(t *testing.T) {
 		})
 	}
 }
+
+// A named pipe given as the model used to block the worker forever in
+// open(2). Every file that is not a regular one makes it exit 1 at once
+// with one line naming it, before llama.cpp is asked to read anything.
+func TestSpecialModelFilesExitWithOneLine(t *testing.T) {
+	for kind, path := range testkit.SpecialFiles(t, t.TempDir()) {
+		t.Run(kind, func(t *testing.T) {
+			cmd := workerCmd("--model", path, "--port", "0")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(testkit.Patience):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("the worker still runs after %s; stderr: %s", testkit.Patience, stderr.String())
+			}
+			want := "llm-worker-rbee: " + path + " is a " + kind + ", not a regular file\n"
+			if cmd.ProcessState.ExitCode() != 1 || stderr.String() != want {
+				t.Fatalf("exit %v, stderr %q, want %q", err, stderr.String(), want)
+			}
+		})
+	}
+}
+
+// A worker started by hand with --queen-url derives its credential from its
+// hive's token in the config folder, and refuses a folder that other users
+// may write (they could swap that token): exit 1, one line with the chmod.
+func TestRefusesConfigOthersMayWrite(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "rbee")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cmd := workerCmd("--model", alphabetModel(t), "--port", "0", "--queen-url", "http://127.0.0.1:1")
+	cmd.Env = append(cmd.Env, "XDG_CONFIG_HOME="+home, "RBEE_WORKER_TOKEN=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	want := "llm-worker-rbee: refusing " + dir + ": other users may write it (mode 0777); run chmod go-w " + dir + "\n"
+	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 1 || stderr.String() != want {
+		t.Fatalf("exit %v, stderr %q, want %q", err, stderr.String(), want)
+	}
+}

@@ -148,7 +148,7 @@ func TestBindWithAPIKey(t *testing.T) {
 	if err := os.Chmod(store.Path(), 0o666); err != nil {
 		t.Fatal(err)
 	}
-	if err := run([]string{"--port", "0"}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if err := run([]string{"--port", "0"}); err == nil || !strings.Contains(err.Error(), "chmod go-w") {
 		t.Errorf("world-writable keys.json: %v", err)
 	}
 }

@@ -182,22 +182,18 @@ func newSecret() string {
 	return Prefix + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// read loads the file; a missing file is an empty store.
+// read loads the file; a missing file is an empty store. A file or folder
+// that other users may write is refused (config.CheckPrivate).
 func (s *Store) read() (file, error) {
-	var f file
-	fh, err := os.Open(s.path)
+	fh, _, err := config.OpenPrivate(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return file{Version: 1}, nil
 	}
 	if err != nil {
-		return f, err
+		return file{}, err
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return f, err
-	}
-	return parse(s.path, fh, st)
+	return parse(s.path, fh)
 }
 
 // update changes the file under an exclusive lock, so that two rbee

@@ -11,20 +11,21 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
+
+	"github.com/rbee/rbee/internal/config"
 )
 
 // MaxKeyLen bounds a presented key: longer ones are refused before they are
 // hashed. Real keys are 48 bytes.
 const MaxKeyLen = 512
 
-// parse reads and validates a keys.json document. A file that others may
-// write is refused: whoever can write it can add a key of their own.
-func parse(path string, r io.Reader, st fs.FileInfo) (file, error) {
+// parse reads and validates a keys.json document, opened with
+// config.OpenPrivate: whoever could write it, or its folder, could add a key
+// of their own.
+func parse(path string, r io.Reader) (file, error) {
 	var f file
-	if st.Mode().Perm()&0o022 != 0 {
-		return f, fmt.Errorf("%s may be written by other users (mode %v); run: chmod 600 %s", path, st.Mode().Perm(), path)
-	}
 	data, err := io.ReadAll(io.LimitReader(r, maxFile+1))
 	if err != nil {
 		return f, err
@@ -127,7 +128,8 @@ func (c *Checker) refreshLocked() error {
 	st, err := os.Stat(c.store.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.seen, c.ids, c.hashes = nil, nil, nil
-		return nil
+		// No keys, unless others may write the folder: they could add one.
+		return config.CheckPrivatePath(filepath.Dir(c.store.path))
 	}
 	if err != nil {
 		return err
@@ -135,17 +137,14 @@ func (c *Checker) refreshLocked() error {
 	if c.seen != nil && os.SameFile(c.seen, st) && c.seen.ModTime().Equal(st.ModTime()) && c.seen.Size() == st.Size() {
 		return nil
 	}
-	fh, err := os.Open(c.store.path)
+	// The opened file's own identity is what is cached: if it was replaced
+	// between the Stat and the open, the next Check sees the difference.
+	fh, st, err := config.OpenPrivate(c.store.path)
 	if err != nil {
 		return err
 	}
 	defer fh.Close()
-	// The opened file's own identity is what is cached: if it was replaced
-	// between the Stat and the Open, the next Check sees the difference.
-	if st, err = fh.Stat(); err != nil {
-		return err
-	}
-	f, err := parse(c.store.path, fh, st)
+	f, err := parse(c.store.path, fh)
 	if err != nil {
 		return err
 	}

@@ -211,7 +211,9 @@ func (c *Catalog) Import(path string) (wire.ModelInfo, error) {
 		err = f.RequireWeights()
 	}
 	if err != nil {
-		return wire.ModelInfo{}, fmt.Errorf("%w: %v", ErrBadFile, err)
+		// %w twice: callers tell a special file (gguf.ErrNotRegular), the
+		// client's mistake, from a broken model.
+		return wire.ModelInfo{}, fmt.Errorf("%w: %w", ErrBadFile, err)
 	}
 	info := wire.ModelInfo{ID: ref.ID, Source: SourceFile, Path: ref.Path, File: filepath.Base(ref.Path), AddedAt: now()}
 	facts(&info, f)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rbee/rbee/internal/dirhash"
+	"github.com/rbee/rbee/internal/gguf"
 	"github.com/rbee/rbee/internal/testkit"
 
 	"github.com/rbee/rbee/internal/testmodel"
@@ -139,6 +140,28 @@ func TestImportRejects(t *testing.T) {
 	}
 	if names := dirNames(t, dir); len(names) != 0 {
 		t.Fatalf("rejected imports left files: %v", names)
+	}
+}
+
+// A named pipe named like a model used to block Import (and with it the
+// hive's job, and its stopping) forever; every special file is refused at
+// once, as gguf.ErrNotRegular inside ErrBadFile, and nothing is recorded.
+func TestImportRefusesSpecialFiles(t *testing.T) {
+	tmp := t.TempDir()
+	c := open(t, filepath.Join(tmp, "models"))
+	for kind, path := range testkit.SpecialFiles(t, tmp) {
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Import(path)
+			done <- err
+		}()
+		err := testkit.Receive(t, "the import of a "+kind, done)
+		if !errors.Is(err, ErrBadFile) || !errors.Is(err, gguf.ErrNotRegular) || !strings.Contains(err.Error(), path+" is a "+kind) {
+			t.Errorf("%s: %v", kind, err)
+		}
+	}
+	if l := c.List(); len(l) != 0 {
+		t.Fatalf("special files recorded: %+v", l)
 	}
 }
 

@@ -74,7 +74,7 @@ func (c *Catalog) AddDownload(d Download) (wire.ModelInfo, error) {
 			}
 		}
 		c.mu.Unlock()
-		return wire.ModelInfo{}, fmt.Errorf("%w: downloaded %s: %v", ErrBadFile, d.File, err)
+		return wire.ModelInfo{}, fmt.Errorf("%w: downloaded %s: %w", ErrBadFile, d.File, err)
 	}
 	info := wire.ModelInfo{ID: d.ID, Source: d.Source, Path: p, File: d.File, SHA256: d.SHA256, AddedAt: now()}
 	facts(&info, f)

@@ -17,7 +17,10 @@ import (
 	"syscall"
 )
 
-// Exit statuses.
+// Exit statuses. A mistake in the command line exits 2 and starts its
+// output with the line "rbee COMMAND: reason" ("rbee: reason" before a
+// command is known); any other failure is the one line "rbee: reason" and
+// exits 1. README.md ("Using rbee") promises exactly this.
 const (
 	exitOK      = 0
 	exitFailure = 1
@@ -169,6 +172,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		}
 	}
 	if len(args) == 0 {
+		fmt.Fprintln(a.Stderr, "rbee: no command given")
 		a.usage(a.Stderr)
 		return exitUsage
 	}
@@ -179,22 +183,24 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	rest := args[1:]
 	if _, isGroup := groups[args[0]]; isGroup {
 		if len(args) < 2 || args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
-			w, code := a.Stderr, exitUsage
 			if len(args) > 1 {
-				w, code = a.Stdout, exitOK
+				a.groupUsage(a.Stdout, args[0])
+				return exitOK
 			}
-			a.groupUsage(w, args[0])
-			return code
+			fmt.Fprintf(a.Stderr, "rbee %s: no subcommand given\n", args[0])
+			a.groupUsage(a.Stderr, args[0])
+			return exitUsage
 		}
 		c, rest = lookup(args[0]+" "+args[1]), args[2:]
 	} else {
 		c = lookup(args[0])
 	}
 	if c == nil {
-		fmt.Fprintf(a.Stderr, "rbee: unknown command %q\n", strings.Join(args[:min(len(args), 2)], " "))
 		if _, isGroup := groups[args[0]]; isGroup {
+			fmt.Fprintf(a.Stderr, "rbee %s: unknown subcommand %q\n", args[0], args[1])
 			a.groupUsage(a.Stderr, args[0])
 		} else {
+			fmt.Fprintf(a.Stderr, "rbee: unknown command %q\n", args[0])
 			a.usage(a.Stderr)
 		}
 		return exitUsage

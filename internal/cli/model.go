@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rbee/rbee/internal/gguf"
 	"github.com/rbee/rbee/internal/modelref"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -72,7 +73,8 @@ var modelListCommand = &command{
 
 // modelArg checks a MODEL argument and makes a path absolute, since the
 // daemons that read it run in other directories. For the local hive a path
-// must name an existing file: saying so here beats a worker failing later.
+// must name an existing regular file: saying so here beats a worker failing
+// later.
 func (a *App) modelArg(s, hive string) (string, error) {
 	ref, err := modelref.Parse(s)
 	if err != nil {
@@ -93,15 +95,16 @@ func (a *App) modelArg(s, hive string) (string, error) {
 		p = filepath.Join(a.Dir, p)
 	}
 	if hive == defaultHive || hive == "" {
-		st, err := os.Stat(p)
+		// The reader every daemon uses: a named pipe or device is refused
+		// here without being opened, and nothing blocks.
+		f, _, err := gguf.Open(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return "", fmt.Errorf("model file %s does not exist", p)
 		case err != nil:
-			return "", fmt.Errorf("model file: %w", err)
-		case !st.Mode().IsRegular():
-			return "", fmt.Errorf("model file %s is not a regular file", p)
+			return "", err
 		}
+		f.Close()
 	}
 	return p, nil
 }

@@ -45,10 +45,11 @@ func Load() (Config, error) {
 }
 
 // LoadFile reads one config file; a missing file is the defaults. Unknown
-// keys are an error, so a misspelt setting does not pass silently.
+// keys are an error, so a misspelt setting does not pass silently, and so
+// is a file or folder that other users may write (CheckPrivate).
 func LoadFile(path string) (Config, error) {
 	var c Config
-	b, err := os.ReadFile(path)
+	b, err := ReadPrivate(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c.withDefaults(), nil
 	}

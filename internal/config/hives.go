@@ -2,11 +2,11 @@ package config
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -51,15 +51,14 @@ func LoadHives() ([]Hive, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "hives.conf")
-	f, err := os.Open(path)
+	b, err := ReadPrivate(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return []Hive{LocalHive()}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	hives, err := ParseHives(f)
+	hives, err := ParseHives(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -17,8 +17,20 @@ const (
 	DefaultHivePort  = 7835
 )
 
-// ConfigDir is $XDG_CONFIG_HOME/rbee, else ~/.config/rbee.
-func ConfigDir() (string, error) { return xdg("XDG_CONFIG_HOME", ".config") }
+// ConfigDir is $XDG_CONFIG_HOME/rbee, else ~/.config/rbee. A folder there
+// that other users may write is an error (CheckPrivate): they could replace
+// anything in it, keys.json and the hives' tokens included. Every program
+// finds its config through here, so each refuses to start on such a folder.
+func ConfigDir() (string, error) {
+	d, err := xdg("XDG_CONFIG_HOME", ".config")
+	if err != nil {
+		return "", err
+	}
+	if err := CheckPrivatePath(d); err != nil {
+		return "", err
+	}
+	return d, nil
+}
 
 // DataDir is $XDG_DATA_HOME/rbee, else ~/.local/share/rbee. It holds the
 // model catalog (models/) and daemon logs (logs/).

@@ -6,30 +6,17 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"os"
 	"slices"
 )
 
-// Check opens path, parses its header and validates it; see Parse. Errors
-// are one line and start with the path.
+// Check opens path (a regular file only: see Open), parses its header and
+// validates it; see Parse. Errors are one line and name the path.
 func Check(path string) (*File, error) {
-	fh, err := os.Open(path)
+	fh, st, err := Open(path)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			return nil, &Error{Path: path, Msg: "cannot open: " + pe.Err.Error(), Err: err}
-		}
-		return nil, &Error{Path: path, Msg: "cannot open: " + err.Error(), Err: err}
+		return nil, err
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, &Error{Path: path, Msg: "cannot stat: " + err.Error(), Err: err}
-	}
-	if !st.Mode().IsRegular() {
-		// A FIFO or device has no trustworthy size to bound the header by.
-		return nil, &Error{Path: path, Msg: "not a regular file"}
-	}
 	f, err := Parse(bufio.NewReaderSize(fh, 64<<10), st.Size())
 	if err != nil {
 		var e *Error

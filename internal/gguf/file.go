@@ -223,7 +223,7 @@ func (m Metadata) Strings(key string) ([]string, bool) {
 }
 
 // Error is a problem with a GGUF file. Error() is a single line that starts
-// with the path when there is one.
+// with the path when there is one, or whose Msg names it.
 type Error struct {
 	Path string
 	Msg  string

@@ -133,7 +133,7 @@ func TestCheckErrorsStartWithPath(t *testing.T) {
 		write("short.gguf", []byte("GG")):                    "short.gguf: truncated: header ends at byte 4 of 2",
 		write("cut.gguf", baseFile().bytes()[:100]):          "cut.gguf: truncated: ",
 		filepath.Join(dir, "missing.gguf"):                   "missing.gguf: cannot open: no such file or directory",
-		dir:                                                  ": not a regular file",
+		dir:                                                  " is a directory, not a regular file",
 	}
 	for path, want := range cases {
 		_, err := Check(path)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rbee/rbee/internal/catalog"
+	"github.com/rbee/rbee/internal/gguf"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/modelref"
 	"github.com/rbee/rbee/internal/wire"
@@ -68,6 +69,11 @@ func (h *Hive) dispatch(op wire.Operation) (jobs.RunFunc, error) {
 		if ref.Kind == modelref.KindPath && !filepath.IsAbs(ref.Path) {
 			return nil, relativePath(ref.Path)
 		}
+		if op.Operation == wire.OpModelDownload {
+			if err := checkModelFile(ref); err != nil {
+				return nil, err
+			}
+		}
 		switch op.Operation {
 		case wire.OpModelDownload:
 			return func(j *jobs.Job) error { return h.runDownload(j, ref) }, nil
@@ -101,7 +107,25 @@ func spawnModel(model string) (modelref.Ref, error) {
 	if ref.Kind == modelref.KindPath && !filepath.IsAbs(ref.Path) {
 		return modelref.Ref{}, relativePath(ref.Path)
 	}
-	return ref, nil
+	return ref, checkModelFile(ref)
+}
+
+// checkModelFile refuses, before any job exists, a path that names a named
+// pipe, a device, a directory or a socket: the client's mistake, a 400. The
+// open cannot block (gguf.Open). Anything else wrong with the file (a
+// missing file, not GGUF) is the import's to say, in the job.
+func checkModelFile(ref modelref.Ref) error {
+	if ref.Kind != modelref.KindPath {
+		return nil
+	}
+	f, _, err := gguf.Open(ref.Path)
+	if errors.Is(err, gguf.ErrNotRegular) {
+		return wire.BadRequest("%v", err)
+	}
+	if err == nil {
+		f.Close()
+	}
+	return nil
 }
 
 func relativePath(p string) error {
@@ -235,12 +259,13 @@ func (h *Hive) catalogError(err error) error {
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return wire.Errorf(wire.CodeNotFound, "hive %s: %v", h.cfg.HiveID, err)
-	case errors.Is(err, catalog.ErrBadFile):
-		return wire.Errorf(wire.CodeBadModel, "%v", err)
 	case errors.Is(err, catalog.ErrExists):
 		return wire.Errorf(wire.CodeModelExists, "%v", err)
-	case errors.Is(err, catalog.ErrInvalidID), errors.Is(err, catalog.ErrNotPath):
+	case errors.Is(err, catalog.ErrInvalidID), errors.Is(err, catalog.ErrNotPath), errors.Is(err, gguf.ErrNotRegular):
+		// A special file is the client's mistake, not a broken model.
 		return wire.Errorf(wire.CodeBadRequest, "%v", err)
+	case errors.Is(err, catalog.ErrBadFile):
+		return wire.Errorf(wire.CodeBadModel, "%v", err)
 	}
 	return err
 }

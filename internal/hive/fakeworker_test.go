@@ -54,9 +54,9 @@ const (
 // fakeWorker is llm-worker-rbee as the hive sees it: the same flags, the
 // same "listening URL" first line, the worker API of the one fake worker
 // (fakeworker.Worker), stopped by SIGTERM. It writes its arguments next to
-// the model so tests can check what the hive passed. It sends no
-// heartbeats: the hive does not hear them, and the tests' queen is not
-// there.
+// the model so tests can check what the hive passed, and the secrets of
+// its environment. It sends no heartbeats: the hive does not hear them, and
+// the tests' queen is not there.
 func fakeWorker(args []string) int {
 	fs := flag.NewFlagSet("fake-worker", flag.ContinueOnError)
 	model := fs.String("model", "", "")
@@ -72,6 +72,15 @@ func fakeWorker(args []string) int {
 	}
 	if b, err := json.Marshal(args); err == nil {
 		_ = os.WriteFile(filepath.Join(filepath.Dir(*model), "args-"+*id+".json"), b, 0o600)
+	}
+	secrets := map[string]string{}
+	for _, k := range []string{"RBEE_WORKER_TOKEN", "RBEE_HIVE_TOKEN"} {
+		if v, ok := os.LookupEnv(k); ok {
+			secrets[k] = v
+		}
+	}
+	if b, err := json.Marshal(secrets); err == nil {
+		_ = os.WriteFile(filepath.Join(filepath.Dir(*model), "env-"+*id+".json"), b, 0o600)
 	}
 	switch *modelID {
 	case modelNoListen:

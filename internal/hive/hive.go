@@ -38,13 +38,17 @@ type Config struct {
 	// WorkerHost is the address workers listen on and advertise to the
 	// queen; 127.0.0.1. A hive on another machine than its queen sets
 	// the address the queen reaches this machine at; anything but
-	// loopback needs RBEE_WORKER_TOKEN, which the workers then require.
+	// loopback needs the Token, from which each worker's credential is
+	// derived.
 	WorkerHost string
 	// WorkerBinary is the llm-worker-rbee to run. Empty: the one next to
 	// this executable, else the one on $PATH.
 	WorkerBinary string
 	// Token, when set, is required as "Authorization: Bearer" on every
-	// endpoint but GET /health. A non-loopback listener needs one.
+	// endpoint but GET /health. A non-loopback listener needs one. Each
+	// worker the hive spawns gets its own credential derived from it
+	// (httpapi.WorkerToken), which it requires on its API and proves its
+	// heartbeats to the queen with.
 	Token   string
 	DataDir string // catalog under DataDir/models; config.DataDir()
 	LogDir  string // worker logs; config.LogDir()
@@ -98,8 +102,8 @@ func (c *Config) setDefaults() error {
 	if !config.ValidHostName(c.WorkerHost) {
 		return fmt.Errorf("worker host %q is not a host name or address", c.WorkerHost)
 	}
-	if err := httpapi.CheckBind(c.WorkerHost, os.Getenv("RBEE_WORKER_TOKEN") != ""); err != nil {
-		return fmt.Errorf("workers: %w (set RBEE_WORKER_TOKEN)", err)
+	if err := httpapi.CheckBind(c.WorkerHost, c.Token != ""); err != nil {
+		return fmt.Errorf("workers: %w (set RBEE_HIVE_TOKEN: the workers' credentials derive from it)", err)
 	}
 	if c.QueenURL != "" {
 		if err := checkHTTPURL(c.QueenURL); err != nil {
@@ -135,9 +139,6 @@ type Hive struct {
 	workers *table
 	client  *http.Client // to workers; no timeout, streams are long
 	hub     *hub         // Hugging Face downloads
-	// workerToken is what the workers this hive starts require (they
-	// inherit RBEE_WORKER_TOKEN); the hive's own calls to them carry it.
-	workerToken string
 
 	shutdownMu sync.Mutex
 	shutdown   context.CancelFunc // set by Serve
@@ -154,13 +155,12 @@ func New(cfg Config) (*Hive, error) {
 		return nil, err
 	}
 	h := &Hive{
-		cfg:         cfg,
-		log:         log,
-		cat:         cat,
-		workers:     newTable(),
-		client:      &http.Client{},
-		workerToken: os.Getenv("RBEE_WORKER_TOKEN"),
-		hub:         newHub(cfg.HF, log),
+		cfg:     cfg,
+		log:     log,
+		cat:     cat,
+		workers: newTable(),
+		client:  jobs.NewHTTPClient(),
+		hub:     newHub(cfg.HF, log),
 	}
 	h.reg = jobs.NewRegistry(jobs.Options{
 		Actor:  Actor,
@@ -170,6 +170,10 @@ func New(cfg Config) (*Hive, error) {
 	})
 	return h, nil
 }
+
+// workerToken is worker id's credential: what the hive hands it as
+// RBEE_WORKER_TOKEN, and calls it with. "" when the hive has no token.
+func (h *Hive) workerToken(id string) string { return httpapi.WorkerToken(h.cfg.Token, id) }
 
 // Serve serves the hive on ln until ctx ends or POST /v1/shutdown, then
 // stops in httpapi.Daemon's order: its jobs end (a spawn still loading

@@ -93,7 +93,7 @@ func (h *Hive) startWorker(bin, id string, model wire.ModelInfo, device string) 
 	proc, err := supervise.Start(supervise.Spec{
 		Path:   bin,
 		Args:   args,
-		Env:    workerEnv(),
+		Env:    workerEnv(h.workerToken(id)),
 		Stdout: stdout,
 		Stderr: io.MultiWriter(logf, stderr),
 		Grace:  h.cfg.StopGrace,
@@ -168,7 +168,7 @@ func (h *Hive) awaitLoaded(j *jobs.Job, w *worker, url string) error {
 	defer stall.Stop()
 
 	var last time.Time
-	c := jobs.Client{BaseURL: url, HTTP: h.client, Token: h.workerToken}
+	c := jobs.Client{BaseURL: url, HTTP: h.client, Token: h.workerToken(w.id)}
 	_, err := c.StreamPath(ctx, "/v1/loading/progress", func(ev wire.Event) error {
 		stall.Reset(h.cfg.LoadStall)
 		if ev.Type == wire.TypeProgress && (time.Since(last) >= progressEvery || ev.Done >= ev.Total) {
@@ -228,15 +228,19 @@ func isExecutable(p string) bool {
 	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
 }
 
-// workerEnv is the hive's environment without its own secret: a worker
-// has no use for the hive's token.
-func workerEnv() []string {
+// workerEnv is the hive's environment without its own secret, which the
+// worker must not hold (it would let it speak for every worker of the
+// hive), and with the worker's own credential instead, when there is one.
+func workerEnv(credential string) []string {
 	env := os.Environ()
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "RBEE_HIVE_TOKEN=") {
+		if !strings.HasPrefix(kv, "RBEE_HIVE_TOKEN=") && !strings.HasPrefix(kv, "RBEE_WORKER_TOKEN=") {
 			out = append(out, kv)
 		}
+	}
+	if credential != "" {
+		out = append(out, "RBEE_WORKER_TOKEN="+credential)
 	}
 	return out
 }

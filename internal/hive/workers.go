@@ -179,7 +179,7 @@ func (h *Hive) refresh(ctx context.Context, w *worker) wire.WorkerInfo {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	wc := workerclient.Client{BaseURL: info.URL, HTTP: h.client, Token: h.workerToken}
+	wc := workerclient.Client{BaseURL: info.URL, HTTP: h.client, Token: h.workerToken(w.id)}
 	r, err := wc.Ready(ctx)
 	if err != nil || r.State == "" {
 		return info

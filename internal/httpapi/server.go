@@ -47,15 +47,33 @@ func LoopbackHostOnly(next http.Handler) http.Handler {
 	})
 }
 
+// SendBuffer is the kernel send buffer of every connection a daemon
+// accepts (Linux doubles it for its bookkeeping). Kernel buffers hide a
+// client that stopped reading: writes succeed until its receive window
+// and our send buffer are full, and only then can a stream's write
+// deadline notice. Keeping ours small bounds what a non-reader absorbs to
+// this plus its own receive buffer, so its stream (and generation) is cut
+// soon after it stops reading. Event streams are a few bytes per token,
+// and a small buffer costs a LAN nothing.
+const SendBuffer = 16 << 10
+
 // NewServer returns an http.Server with the timeouts every daemon wants:
 // slow headers are cut off, and idle keep-alive connections are closed.
-// There is no write timeout because event streams are long-lived.
+// There is no server-wide write timeout because event streams are
+// long-lived: each stream bounds its own writes, on connections with a
+// SendBuffer.
 func NewServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetWriteBuffer(SendBuffer)
+			}
+			return ctx
+		},
 	}
 }
 

@@ -35,15 +35,23 @@ const (
 // internal/workerclient, which streams through this one.)
 type Client struct {
 	BaseURL string       // e.g. "http://127.0.0.1:7833"
-	HTTP    *http.Client // nil: http.DefaultClient; must not set a Timeout, streams are long
+	HTTP    *http.Client // nil: NewHTTPClient's; must not set a Timeout, streams are long
 	Token   string       // sent as "Authorization: Bearer" when set
+	// IdleTimeout is how long a stream may stay silent, pings included,
+	// before StreamPath fails with ErrStreamIdle; StreamIdleTimeout when
+	// zero, none when negative.
+	IdleTimeout time.Duration
 }
+
+// ErrStreamIdle is the error (wrapped) of a stream that stayed silent for
+// the client's IdleTimeout: its server stopped answering.
+var ErrStreamIdle = errors.New("the stream went silent: the server stopped answering")
 
 func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return http.DefaultClient
+	return defaultHTTP
 }
 
 func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
@@ -100,9 +108,11 @@ func (c *Client) Stream(ctx context.Context, jobID string, fn func(wire.Event) e
 // sse_url a worker returns for an inference job.
 func (c *Client) StreamPath(ctx context.Context, path string, fn func(wire.Event) error) (wire.Event, error) {
 	// Our own cancel lets a server that never sends [DONE] after the terminal
-	// event be cut off without touching the caller's ctx.
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// event, or that went silent, be cut off without touching the caller's
+	// ctx.
+	rctx, cancelCause := context.WithCancelCause(ctx)
+	defer cancelCause(nil)
+	cancel := func() { cancelCause(errAfterTerminal) }
 	req, err := c.newRequest(rctx, http.MethodGet, path, nil)
 	if err != nil {
 		return wire.Event{}, err
@@ -120,8 +130,17 @@ func (c *Client) StreamPath(ctx context.Context, path string, fn func(wire.Event
 	if fn == nil {
 		fn = func(wire.Event) error { return nil }
 	}
+	body := io.Reader(resp.Body)
+	if idle := c.idleTimeout(); idle > 0 {
+		// Servers ping every HeartbeatInterval while quiet, so silence
+		// this long means a server that stopped (a stopped process keeps
+		// its connections open).
+		t := time.AfterFunc(idle, func() { cancelCause(ErrStreamIdle) })
+		defer t.Stop()
+		body = &idleReader{r: resp.Body, t: t, d: idle}
+	}
 	var (
-		rd       = sse.NewReader(resp.Body)
+		rd       = sse.NewReader(body)
 		terminal *wire.Event
 		after    int
 		n        int
@@ -140,6 +159,9 @@ func (c *Client) StreamPath(ctx context.Context, path string, fn func(wire.Event
 			}
 			if terminal != nil && terminal.Type == wire.TypeError {
 				return finalResult(*terminal) // the job failed; that outranks a bad ending
+			}
+			if errors.Is(context.Cause(rctx), ErrStreamIdle) {
+				return wire.Event{}, fmt.Errorf("stream %s: nothing for %s after %d events: %w", path, c.idleTimeout(), n, ErrStreamIdle)
 			}
 			if terminal != nil && rctx.Err() != nil {
 				return wire.Event{}, fmt.Errorf("stream %s: no [DONE] within %s of the %s event: %w", path, afterTerminalWait, terminal.Type, io.ErrUnexpectedEOF)
@@ -175,6 +197,30 @@ func (c *Client) StreamPath(ctx context.Context, path string, fn func(wire.Event
 			defer t.Stop()
 		}
 	}
+}
+
+var errAfterTerminal = errors.New("no [DONE] after the terminal event")
+
+func (c *Client) idleTimeout() time.Duration {
+	if c.IdleTimeout == 0 {
+		return StreamIdleTimeout
+	}
+	return c.IdleTimeout
+}
+
+// idleReader restarts t with d on every byte read.
+type idleReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	if n > 0 {
+		ir.t.Reset(ir.d)
+	}
+	return n, err
 }
 
 func finalResult(ev wire.Event) (wire.Event, error) {

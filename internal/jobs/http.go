@@ -87,7 +87,9 @@ func (r *Registry) ServeStream(w http.ResponseWriter, req *http.Request) error {
 
 	sw := sse.NewWriter(w)
 	// Every write gets a fresh deadline: a reader that stops reading fills the
-	// TCP buffers, the write times out and this subscriber is dropped. The
+	// TCP buffers (small on a daemon's connections: httpapi.SendBuffer),
+	// the write times out and this subscriber is dropped, which cancels a
+	// CancelWhenUnwatched job when it was the last. The
 	// deadline is left set on return so that finishing the response is
 	// bounded too; net/http clears it before reusing the connection.
 	deadline := func() { _ = sw.SetWriteDeadline(time.Now().Add(r.opt.WriteTimeout)) }

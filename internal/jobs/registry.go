@@ -28,8 +28,8 @@ type Options struct {
 	MaxJobs       int           // jobs kept, running or finished; 10000
 	BufferEvents  int           // events kept per job; 4096
 	BufferBytes   int           // event bytes kept per job (the newest event is always kept); 8 MiB
-	PingInterval  time.Duration // keep-alive comment on a quiet stream; 10 s
-	WriteTimeout  time.Duration // bound on each stream write, so a stalled reader is dropped; 30 s
+	PingInterval  time.Duration // keep-alive comment on a quiet stream; HeartbeatInterval (2 s)
+	WriteTimeout  time.Duration // bound on each stream write, so a stalled reader is dropped; WriteTimeout (10 s)
 	AttachTimeout time.Duration // how long a CancelWhenUnwatched job waits for a first subscriber; 30 s
 	CloseTimeout  time.Duration // how long Close waits for run functions to return; 10 s
 	Logger        *slog.Logger  // slog.Default()
@@ -53,10 +53,10 @@ func (o *Options) setDefaults() {
 		o.BufferBytes = 8 << 20
 	}
 	if o.PingInterval <= 0 {
-		o.PingInterval = 10 * time.Second
+		o.PingInterval = HeartbeatInterval
 	}
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 30 * time.Second
+		o.WriteTimeout = WriteTimeout
 	}
 	if o.AttachTimeout <= 0 {
 		o.AttachTimeout = 30 * time.Second

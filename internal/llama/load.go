@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"runtime"
 	"runtime/cgo"
 	"sync"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/rbee/rbee/internal/device"
 	"github.com/rbee/rbee/internal/engine"
+	"github.com/rbee/rbee/internal/gguf"
 
 	_ "github.com/ollama/ollama/llama/llama.cpp/src"
 )
@@ -90,9 +90,12 @@ func goLoadProgress(p C.float, handle C.uintptr_t) C.bool {
 // Load loads the GGUF file at path. The caller must have checked the file's
 // header (package gguf) first: llama.cpp trusts what it reads.
 func Load(path string, opt Options) (*Model, error) {
-	if _, err := os.Stat(path); err != nil {
+	// A FIFO or a device would block llama.cpp's open for ever.
+	f, _, err := gguf.Open(path)
+	if err != nil {
 		return nil, err
 	}
+	f.Close()
 	initOnce(opt.Verbose)
 	dev, err := device.Parse(cmp.Or(opt.Device, "cpu"))
 	if err != nil {

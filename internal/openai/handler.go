@@ -22,6 +22,7 @@ import (
 
 	"github.com/rbee/rbee/internal/apikeys"
 	"github.com/rbee/rbee/internal/httpapi"
+	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -60,7 +61,8 @@ type Options struct {
 	// MaxBody bounds request bodies; DefaultMaxBody.
 	MaxBody int64
 	// WriteTimeout bounds each write of a stream, so that a client that
-	// stops reading is cut off (and its generation stopped); 30 s.
+	// stops reading is cut off (and its generation stopped);
+	// jobs.WriteTimeout (10 s).
 	WriteTimeout time.Duration
 	Logger       *slog.Logger     // slog.Default()
 	Now          func() time.Time // time.Now
@@ -79,7 +81,7 @@ func New(opt Options) *Server {
 		opt.MaxBody = DefaultMaxBody
 	}
 	if opt.WriteTimeout <= 0 {
-		opt.WriteTimeout = 30 * time.Second
+		opt.WriteTimeout = jobs.WriteTimeout
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()

@@ -25,6 +25,7 @@ type testQueen struct {
 	*Server
 	srv    *httptest.Server
 	client *jobs.Client
+	tokens config.HiveTokens // the hives' tokens this queen reads
 
 	mu    sync.Mutex
 	hives []config.Hive
@@ -56,6 +57,7 @@ func newQueen(t *testing.T, hives []config.Hive, mutate func(*Options)) *testQue
 		mutate(&opt)
 	}
 	tq.Server = New(opt)
+	tq.tokens = config.HiveTokens{Dir: opt.HiveTokenDir}
 	tq.srv = httptest.NewServer(tq.Handler())
 	tq.client = &jobs.Client{BaseURL: tq.srv.URL, Token: opt.Token, HTTP: tq.srv.Client()}
 	t.Cleanup(func() {
@@ -102,7 +104,16 @@ func (q *testQueen) result(t *testing.T, op wire.Operation, v any) []wire.Event 
 
 func (q *testQueen) post(t *testing.T, path string, body []byte) (int, wire.ErrorBody) {
 	t.Helper()
-	resp, err := q.srv.Client().Post(q.srv.URL+path, "application/json", bytes.NewReader(body))
+	return q.postAs(t, path, "", body)
+}
+
+// postAs posts body with bearer as its credential ("": none).
+func (q *testQueen) postAs(t *testing.T, path, bearer string, body []byte) (int, wire.ErrorBody) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, q.srv.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	httpapi.SetBearer(req, bearer)
+	resp, err := q.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +123,31 @@ func (q *testQueen) post(t *testing.T, path string, body []byte) (int, wire.Erro
 	return resp.StatusCode, eb
 }
 
+// beat posts hb as its worker would: with the credential its hive hands
+// it, derived from the hive's token (made here if the hive has none yet).
 func (q *testQueen) beat(t *testing.T, hb wire.Heartbeat) {
 	t.Helper()
-	body, _ := json.Marshal(hb)
-	if code, eb := q.post(t, "/v1/workers/heartbeat", body); code != http.StatusOK {
+	if code, eb := q.beatAs(t, hb, q.credential(t, hb.HiveID, hb.WorkerID)); code != http.StatusOK {
 		t.Fatalf("heartbeat %+v: %d %+v", hb, code, eb)
 	}
+}
+
+// beatAs posts hb with bearer as its credential ("": none).
+func (q *testQueen) beatAs(t *testing.T, hb wire.Heartbeat, bearer string) (int, wire.ErrorBody) {
+	t.Helper()
+	body, _ := json.Marshal(hb)
+	return q.postAs(t, "/v1/workers/heartbeat", bearer, body)
+}
+
+// credential is worker workerID's credential as hive hiveID hands it, the
+// hive's token made if it has none.
+func (q *testQueen) credential(t *testing.T, hiveID, workerID string) string {
+	t.Helper()
+	tok, _, err := q.tokens.Ensure(hiveID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httpapi.WorkerToken(tok, workerID)
 }
 
 // fakeHive is a job server with a few hive operations.

@@ -61,11 +61,11 @@ func fakeHiveMain(args []string) int {
 		httpapi.WriteJSON(w, http.StatusOK, wire.HiveCapabilities{HiveID: *id, OS: "linux", GPUs: []wire.GPUInfo{}})
 	})))
 	if tok := os.Getenv("RBEE_HIVE_TOKEN"); tok != "" {
-		same := "the same"
-		if os.Getenv("RBEE_WORKER_TOKEN") != tok {
-			same = "another"
+		worker := "none"
+		if os.Getenv("RBEE_WORKER_TOKEN") != "" {
+			worker = "set"
 		}
-		fmt.Printf("hive token %s, worker token %s\n", tok, same)
+		fmt.Printf("hive token %s, worker token %s\n", tok, worker)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()

@@ -9,6 +9,7 @@ package queen
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,9 +49,10 @@ type Options struct {
 	// workers) reach the queen; URL when empty.
 	LocalURL string
 	// Token, when set, is required as a bearer token on every endpoint but
-	// GET /health, heartbeats included (which also take their hive's
-	// token). It never leaves the queen: hives and workers are sent their
-	// hive's own token, and the local hive then gets one of its own.
+	// GET /health and heartbeats (which need the worker's own credential,
+	// derived from its hive's token). It never leaves the queen: hives are
+	// sent their own token, workers their credential. It must pass
+	// httpapi.CheckToken, or Serve refuses to start.
 	Token string
 	// Loopback refuses requests whose Host header is not a loopback name,
 	// against DNS rebinding; set it when bound to loopback.
@@ -138,8 +140,7 @@ func New(opt Options) *Server {
 		workers: workers.New(workers.Options{GoneAfter: opt.WorkerTimeout}),
 	}
 	s.fleet = fleet.New(fleet.Options{
-		Hives: opt.Hives, SSHConfigHive: opt.SSHConfigHive,
-		TokenDir: opt.HiveTokenDir, LocalToken: opt.Token != "",
+		Hives: opt.Hives, SSHConfigHive: opt.SSHConfigHive, TokenDir: opt.HiveTokenDir,
 		HTTP: opt.HTTP, HealthTimeout: opt.HealthTimeout, HiveStartTimeout: opt.HiveStartTimeout,
 		HiveBinary: opt.HiveBinary, HiveLog: opt.HiveLog, QueenURL: opt.LocalURL,
 		Logger: opt.Logger,
@@ -154,7 +155,7 @@ func New(opt Options) *Server {
 		MaxQueue: opt.MaxQueue, LoadWait: opt.LoadWait, KeepAlive: opt.KeepAlive, Actor: Actor,
 		Start:       s.startWorker,
 		Stop:        s.stopWorker,
-		WorkerToken: s.fleet.Token,
+		WorkerToken: s.workerToken,
 		HTTP:        opt.HTTP, Logger: opt.Logger,
 	})
 	return s
@@ -201,15 +202,10 @@ func withDefaults(opt Options) Options {
 	return opt
 }
 
-// defaultHTTP is the client for hives and workers: the default transport
-// keeps two idle connections per host, and a worker serving many streams
-// would open and close one for nearly every request.
-var defaultHTTP = &http.Client{Transport: func() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 256
-	t.MaxIdleConns = 4096
-	return t
-}()}
+// defaultHTTP is the client for hives and workers: the one rbee processes
+// call each other with (connect and response-header timeouts, many idle
+// connections per worker).
+var defaultHTTP = jobs.NewHTTPClient()
 
 // startWorker is the scheduler's way to start a worker: placement's.
 func (s *Server) startWorker(ctx context.Context, j *jobs.Job, model, hive string, emit func(wire.Event)) error {
@@ -231,6 +227,13 @@ func (s *Server) stopWorker(ctx context.Context, workerID, hiveID string) error 
 	return err
 }
 
+// workerToken is the credential the queen calls worker workerID of hive
+// hiveID with, derived from that hive's token: the one the hive handed the
+// worker, which the worker requires.
+func (s *Server) workerToken(hiveID, workerID string) string {
+	return httpapi.WorkerToken(s.fleet.Token(hiveID), workerID)
+}
+
 // Workers is the worker registry.
 func (s *Server) Workers() *workers.Registry { return s.workers }
 
@@ -239,6 +242,16 @@ func (s *Server) Workers() *workers.Registry { return s.workers }
 // ends (their streams with them), the listener closes, then the local hive
 // this queen started stops (which stops its workers).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.opt.Token != "" {
+		if err := httpapi.CheckToken(s.opt.Token); err != nil {
+			ln.Close()
+			return fmt.Errorf("queen_token of config.toml: %w", err)
+		}
+	}
+	if err := s.fleet.EnsureLocalToken(); err != nil {
+		ln.Close()
+		return err
+	}
 	return httpapi.Daemon{
 		Handler:      s.Handler(),
 		EndStreams:   func() { s.warn(s.endStreams()) },

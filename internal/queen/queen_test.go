@@ -106,7 +106,7 @@ func TestBadHeartbeats(t *testing.T) {
 	if q.Workers().Len() != 0 {
 		t.Fatal("a bad heartbeat was registered")
 	}
-	if code, _ := q.post(t, "/v1/workers/heartbeat", []byte(`{`+good+`}`)); code != http.StatusOK {
+	if code, _ := q.postAs(t, "/v1/workers/heartbeat", q.credential(t, "localhost", "w1"), []byte(`{`+good+`}`)); code != http.StatusOK {
 		t.Fatalf("good heartbeat: %d", code)
 	}
 }

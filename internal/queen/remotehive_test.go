@@ -1,7 +1,6 @@
 package queen
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/sshx"
 	"github.com/rbee/rbee/internal/sshx/sshtest"
 	"github.com/rbee/rbee/internal/testkit/fakeworker"
@@ -278,57 +278,56 @@ func TestSSHConfigFallback(t *testing.T) {
 	}
 }
 
-// A remote hive's workers heartbeat with their hive's token: another
-// hive's token, the local workers' way (none) or a wrong one are refused.
-func TestHeartbeatsNeedTheirHivesToken(t *testing.T) {
+// A worker's heartbeat needs its own credential, derived from its hive's
+// token and its id: none, the hive's token itself, another hive's worker
+// credential, another worker's, the queen's token or a wrong one are
+// refused; a hive with no token at all registers no worker.
+func TestHeartbeatsNeedTheWorkersCredential(t *testing.T) {
+	const queenToken = "queen-secret-0123456789"
 	dir := t.TempDir()
-	q := newQueen(t, nil, func(o *Options) { o.HiveTokenDir = dir })
+	q := newQueen(t, nil, func(o *Options) { o.HiveTokenDir = dir; o.Token = queenToken })
 	box, _, _ := q.fleet.Tokens.Ensure("box")
 	other, _, _ := q.fleet.Tokens.Ensure("other")
-	hb := wire.Heartbeat{WorkerID: "w1", HiveID: "box", Model: "m", URL: "http://10.0.0.5:4000", State: wire.StateReady, Slots: 1}
-	body, _ := json.Marshal(hb)
+	hb := wire.Heartbeat{WorkerID: "w1", HiveID: "box", Model: "m", URL: "http://127.0.0.1:4000", State: wire.StateReady, Slots: 1}
 	for _, tc := range []struct {
-		token string
-		want  int
-	}{{"", 401}, {other, 401}, {box + "x", 401}, {box, 200}} {
-		req, _ := http.NewRequest(http.MethodPost, q.srv.URL+"/v1/workers/heartbeat", strings.NewReader(string(body)))
-		if tc.token != "" {
-			req.Header.Set("Authorization", "Bearer "+tc.token)
-		}
-		resp, err := q.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("token %.8q: %d, want %d", tc.token, resp.StatusCode, tc.want)
+		name, token string
+		want        int
+	}{
+		{"none", "", 401},
+		{"the hive's token", box, 401},
+		{"the queen's token", queenToken, 401},
+		{"another hive's worker", httpapi.WorkerToken(other, "w1"), 401},
+		{"another worker of the hive", httpapi.WorkerToken(box, "w2"), 401},
+		{"a wrong one", httpapi.WorkerToken(box, "w1") + "x", 401},
+		{"its own", httpapi.WorkerToken(box, "w1"), 200},
+	} {
+		if code, eb := q.beatAs(t, hb, tc.token); code != tc.want {
+			t.Errorf("%s: %d %+v, want %d", tc.name, code, eb, tc.want)
 		}
 	}
 	if _, ok := q.workers.Get("w1"); !ok {
 		t.Fatal("the good heartbeat was not recorded")
 	}
-	// The local hive has no token of its own: on a loopback queen without
-	// a token its workers need none, as before.
-	q.beat(t, wire.Heartbeat{WorkerID: "w2", HiveID: "localhost", Model: "m", URL: "http://127.0.0.1:4001", State: wire.StateReady, Slots: 1})
-	// Nor does a worker started by hand under a hive id that is no alias.
-	q.beat(t, wire.Heartbeat{WorkerID: "w3", HiveID: "my-laptop", Model: "m", URL: "http://127.0.0.1:4002", State: wire.StateReady, Slots: 1})
+	// A hive id with no token file: nobody holds a credential for it, and
+	// the refusal says how a worker gets one.
+	hb = wire.Heartbeat{WorkerID: "w3", HiveID: "my-laptop", Model: "m", URL: "http://127.0.0.1:4002", State: wire.StateReady, Slots: 1}
+	code, eb := q.beatAs(t, hb, httpapi.WorkerToken(box, "w3"))
+	if code != 401 || !strings.Contains(eb.Error.Message, "hive-tokens/my-laptop") {
+		t.Fatalf("a hive without a token: %d %+v", code, eb)
+	}
 }
 
-// The queen sends a remote worker its hive's token, not its own.
-func TestInferSendsTheHiveTokenToRemoteWorkers(t *testing.T) {
+// The queen calls a remote worker with its credential, not its hive's
+// token nor its own.
+func TestInferSendsTheWorkersCredential(t *testing.T) {
 	dir := t.TempDir()
-	q := newQueen(t, nil, func(o *Options) { o.HiveTokenDir = dir; o.Token = "queen-secret" })
+	q := newQueen(t, nil, func(o *Options) { o.HiveTokenDir = dir; o.Token = "queen-secret-0123456789" })
 	box, _, _ := q.fleet.Tokens.Ensure("box")
 	// Like llm-worker-rbee under that hive, it refuses any other token.
-	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", HiveID: "box", Token: box, Tokens: []string{"hi"}})
-	body, _ := json.Marshal(w.Heartbeat("m", wire.StateReady, 0))
-	req, _ := http.NewRequest(http.MethodPost, q.srv.URL+"/v1/workers/heartbeat", strings.NewReader(string(body)))
-	req.Header.Set("Authorization", "Bearer "+box)
-	resp, err := q.srv.Client().Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("heartbeat: %v %v", resp, err)
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w1", HiveID: "box", HiveToken: box, Tokens: []string{"hi"}})
+	if code, eb := q.beatAs(t, w.Heartbeat("m", wire.StateReady, 0), w.Credential); code != 200 {
+		t.Fatalf("heartbeat: %d %+v", code, eb)
 	}
-	resp.Body.Close()
 	if _, err := q.run(t, wire.Operation{Operation: wire.OpInfer, Model: "m", InferenceRequest: wire.InferenceRequest{Prompt: "x"}}); err != nil {
 		t.Fatal(err)
 	}

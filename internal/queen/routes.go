@@ -20,7 +20,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	api := http.NewServeMux()
 	s.jobs.Mount(api, s.dispatch)
-	// Heartbeats carry a hive's token or the queen's: heartbeatGate.
+	// Heartbeats carry the worker's own credential: checkWorkerCredential.
 	mux.Handle("POST /v1/workers/heartbeat", httpapi.Handler(s.handleHeartbeat))
 	api.Handle("POST /v1/shutdown", httpapi.Handler(s.handleShutdown))
 	api.Handle("/", httpapi.Handler(func(w http.ResponseWriter, r *http.Request) error {
@@ -49,22 +49,26 @@ func (s *Server) gate() *httpapi.Gate {
 	}
 }
 
-// heartbeatGate decides whether a heartbeat in the name of hive hiveID may
-// be taken. A hive with its own token must send it (the queen's token also
-// does, as it authorises the queen's callers); any other hive's workers
-// need the queen's token when there is one, and otherwise must be on this
-// machine unless the queen listens on loopback only.
-func (s *Server) heartbeatGate(hiveID string) (*httpapi.Gate, string, error) {
-	hiveTok, err := s.fleet.TokenOf(hiveID)
+// checkWorkerCredential takes a heartbeat only from the worker it names:
+// its bearer must be that worker's credential, derived from the token of
+// the hive it claims (httpapi.WorkerToken). A hive hands it to each worker
+// it spawns, and a worker started by hand derives it from the hive's token
+// file on its machine; so a heartbeat can claim neither another hive nor
+// another worker id, whatever machine it comes from. The queen's token
+// registers nothing.
+func (s *Server) checkWorkerCredential(r *http.Request, hb wire.Heartbeat) error {
+	hiveTok, err := s.fleet.TokenOf(hb.HiveID)
 	if err != nil {
-		return nil, "", wire.Errorf(wire.CodeInternal, "reading the token of hive %s: %v", hiveID, err)
+		return wire.Errorf(wire.CodeInternal, "reading the token of hive %s: %v", hb.HiveID, err)
 	}
-	g := s.gate()
-	if hiveTok != "" {
-		g.Hint = "A heartbeat for hive " + hiveID + " needs that hive's token."
+	if hiveTok == "" {
+		return wire.Errorf(wire.CodeUnauthorized,
+			"hive %s has no token at this queen, so no worker can register in its name: a hive's workers get their credential from the hive "+
+				"(rbee hive install -a %s for another machine; rbee hive start for this one, or a worker started by hand here reads hive-tokens/%s of the queen's config directory)",
+			hb.HiveID, hb.HiveID, hb.HiveID)
 	}
-	g.RemoteHint = "heartbeats from other machines need their hive's token: install that hive with rbee hive install"
-	return g, hiveTok, nil
+	g := &httpapi.Gate{Hint: "A heartbeat needs the worker's own credential (RBEE_WORKER_TOKEN), which its hive " + hb.HiveID + " hands it."}
+	return g.Check(r, httpapi.WorkerToken(hiveTok, hb.WorkerID))
 }
 
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
@@ -75,21 +79,20 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err := workers.Validate(hb); err != nil {
 		return wire.BadRequest("heartbeat: %v", err)
 	}
-	g, hiveTok, err := s.heartbeatGate(hb.HiveID)
-	if err != nil {
+	if err := s.checkWorkerCredential(r, hb); err != nil {
 		return err
 	}
-	if err := g.Check(r, hiveTok); err != nil {
-		return err
-	}
-	if err := checkWorkerHost(r, hb.URL); err != nil {
+	if err := checkWorkerHost(r, hb.URL, s.fleet.OnThisMachine(hb.HiveID)); err != nil {
 		return err
 	}
 	if err := s.workers.Heartbeat(hb); err != nil {
-		if errors.Is(err, workers.ErrFull) {
+		switch {
+		case errors.Is(err, workers.ErrFull):
 			e := wire.Errorf(wire.CodeUnavailable, "%v: too many workers", err)
 			e.RetryAfter = 10
 			return e
+		case errors.Is(err, workers.ErrExists):
+			return wire.Errorf(wire.CodeWorkerExists, "%v", err)
 		}
 		return err
 	}

@@ -1,7 +1,6 @@
 package queen
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,8 +11,8 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
-	"github.com/rbee/rbee/internal/queen/fleet"
 	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/testkit/fakeworker"
 	"github.com/rbee/rbee/internal/wire"
@@ -27,7 +26,7 @@ import (
 func TestQueenTokenNeverLeavesTheQueen(t *testing.T) {
 	const queenToken = "queen-secret-that-no-hive-may-see"
 	dir := t.TempDir()
-	boxToken, _, err := fleet.Tokens{Dir: dir}.Ensure("box")
+	boxToken, _, err := config.HiveTokens{Dir: dir}.Ensure("box")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +34,7 @@ func TestQueenTokenNeverLeavesTheQueen(t *testing.T) {
 	var started []*fakeworker.Worker
 	spawn := func(j *jobs.Job) error {
 		// Like llm-worker-rbee under that hive, it refuses any other token.
-		w := fakeworker.NewT(t, fakeworker.Config{ID: fmt.Sprintf("box-w%d", len(started)+1), HiveID: "box", Token: boxToken, Tokens: []string{"o", "k"}})
+		w := fakeworker.NewT(t, fakeworker.Config{ID: fmt.Sprintf("box-w%d", len(started)+1), HiveID: "box", HiveToken: boxToken, Tokens: []string{"o", "k"}})
 		started = append(started, w)
 		hb := w.Heartbeat(j.Op().Model, wire.StateReady, 0)
 		if err := q.Workers().Heartbeat(hb); err != nil {
@@ -132,30 +131,35 @@ func TestQueenTokenNeverLeavesTheQueen(t *testing.T) {
 	}
 }
 
-// With a queen token, the local hive gets a token of its own (kept with
-// the hives' tokens), never the queen's; its workers get the same one.
+// The local hive always has a token of its own (kept with the hives'
+// tokens, made when the queen starts it), never the queen's, and no worker
+// token from the queen: it derives one for each worker it spawns. Its
+// workers heartbeat with those; the hive's token itself registers none.
 func TestLocalHiveGetsItsOwnToken(t *testing.T) {
-	const queenToken = "queen-secret-that-no-hive-may-see"
-	dir := t.TempDir()
-	q, _, logPath := localHiveQueen(t, "serve", func(o *Options) { o.Token, o.HiveTokenDir = queenToken, dir })
-	q.result(t, wire.Operation{Operation: wire.OpHiveStart}, nil)
-	var st wire.HiveStatus
-	q.result(t, wire.Operation{Operation: wire.OpHiveStatus}, &st) // its capabilities need its token
-	if st.Capabilities == nil {
-		t.Fatalf("status %+v", st)
-	}
-	tok, err := os.ReadFile(filepath.Join(dir, "localhost"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, _ := os.ReadFile(logPath)
-	if !strings.Contains(string(log), "hive token "+strings.TrimSpace(string(tok))+", worker token the same") || strings.Contains(string(log), queenToken) {
-		t.Fatalf("log %q", log)
-	}
-	// Its workers heartbeat with it.
-	hb := wire.Heartbeat{WorkerID: "w1", HiveID: "localhost", Model: "m", URL: "http://127.0.0.1:4001", State: wire.StateReady, Slots: 1}
-	q.client.Token = strings.TrimSpace(string(tok))
-	if err := q.client.Heartbeat(context.Background(), hb); err != nil {
-		t.Fatalf("heartbeat with the local hive's token: %v", err)
+	for _, queenToken := range []string{"", "queen-secret-that-no-hive-may-see"} {
+		dir := t.TempDir()
+		q, _, logPath := localHiveQueen(t, "serve", func(o *Options) { o.Token, o.HiveTokenDir = queenToken, dir })
+		q.result(t, wire.Operation{Operation: wire.OpHiveStart}, nil)
+		var st wire.HiveStatus
+		q.result(t, wire.Operation{Operation: wire.OpHiveStatus}, &st) // its capabilities need its token
+		if st.Capabilities == nil {
+			t.Fatalf("status %+v", st)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "localhost"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := strings.TrimSpace(string(b))
+		log, _ := os.ReadFile(logPath)
+		if !strings.Contains(string(log), "hive token "+tok+", worker token none") || queenToken != "" && strings.Contains(string(log), queenToken) {
+			t.Fatalf("log %q", log)
+		}
+		hb := wire.Heartbeat{WorkerID: "w1", HiveID: "localhost", Model: "m", URL: "http://127.0.0.1:4001", State: wire.StateReady, Slots: 1}
+		if code, eb := q.beatAs(t, hb, tok); code != http.StatusUnauthorized {
+			t.Fatalf("heartbeat with the hive's own token: %d %+v", code, eb)
+		}
+		if code, eb := q.beatAs(t, hb, httpapi.WorkerToken(tok, "w1")); code != http.StatusOK {
+			t.Fatalf("heartbeat with the worker's credential: %d %+v", code, eb)
+		}
 	}
 }

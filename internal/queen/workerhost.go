@@ -11,15 +11,14 @@ import (
 	"github.com/rbee/rbee/internal/wire"
 )
 
-// checkWorkerHost pins a worker to the machine its heartbeats come from:
-// a heartbeat from another machine may only advertise a URL on that
-// machine. Otherwise whoever holds a hive's token could point the queen,
-// with prompts and that token, at any address. Heartbeats from this
-// machine are trusted, as its own hive and workers send them.
-func checkWorkerHost(r *http.Request, workerURL string) error {
-	if httpapi.FromThisMachine(r) {
-		return nil
-	}
+// checkWorkerHost pins a worker to the machine its heartbeats come from, as
+// the queen will post prompts (and the worker's credential) to the URL it
+// advertises. A heartbeat from another machine may only advertise a URL on
+// the address it comes from. A loopback URL is this machine's, so only a
+// heartbeat from this machine may advertise one, and only for a hive that
+// runs here (localHive): a forger cannot point a remote hive's worker at a
+// process of its own on 127.0.0.2.
+func checkWorkerHost(r *http.Request, workerURL string, localHive bool) error {
 	peer, _, err := net.SplitHostPort(r.RemoteAddr)
 	src := net.ParseIP(peer)
 	if err != nil || src == nil {
@@ -30,19 +29,32 @@ func checkWorkerHost(r *http.Request, workerURL string) error {
 		return wire.BadRequest("heartbeat: bad url: %v", err)
 	}
 	host := u.Hostname()
-	if ip := net.ParseIP(host); ip != nil {
-		if ip.Equal(src) {
-			return nil
-		}
-	} else {
+	addrs := []string{host}
+	if net.ParseIP(host) == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		addrs, _ := net.DefaultResolver.LookupHost(ctx, host)
-		for _, a := range addrs {
-			if net.ParseIP(a).Equal(src) {
-				return nil
-			}
-		}
+		addrs, _ = net.DefaultResolver.LookupHost(ctx, host)
+	}
+	loopback, isSrc := len(addrs) > 0, false
+	for _, a := range addrs {
+		ip := net.ParseIP(a)
+		loopback = loopback && ip != nil && ip.IsLoopback()
+		isSrc = isSrc || ip.Equal(src)
+	}
+	switch {
+	case loopback && !httpapi.FromThisMachine(r):
+		return wire.Errorf(wire.CodeForbidden,
+			"a worker on %s may not advertise %s: a worker's URL must be on the machine its heartbeats come from", src, host)
+	case loopback && !localHive:
+		return wire.Errorf(wire.CodeForbidden,
+			"a worker of a hive on another machine may not advertise the loopback address %s", host)
+	case loopback:
+		return nil
+	case src.IsLoopback():
+		return wire.Errorf(wire.CodeForbidden,
+			"a heartbeat from loopback may not advertise %s: a worker on this machine listens on loopback", host)
+	case isSrc:
+		return nil
 	}
 	return wire.Errorf(wire.CodeForbidden,
 		"a worker on %s may not advertise %s: a worker's URL must be on the machine its heartbeats come from", src, host)

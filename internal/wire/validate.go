@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -16,10 +17,16 @@ const (
 	MaxTimeoutMs   = 3_600_000
 )
 
-// Validate checks the ranges of every field that is set. Whether the prompt
-// and max_tokens fit the context is the worker's to say: only it has the
-// tokenizer.
+// Validate checks the ranges of every field that is set, and that there is
+// something to answer: a non-empty prompt or at least one message (an empty
+// request would otherwise generate to the end of the context). It is the one
+// check of every inference request: the worker's, the queen's infer job and
+// the OpenAI API's. Whether the prompt and max_tokens fit the context is the
+// worker's to say: only it has the tokenizer.
 func (r InferenceRequest) Validate() error {
+	if r.Prompt == "" && len(r.Messages) == 0 {
+		return errors.New("prompt is empty: give a prompt, or messages")
+	}
 	if len(r.Prompt) > MaxPromptBytes {
 		return fmt.Errorf("prompt is %d bytes; the limit is %d", len(r.Prompt), MaxPromptBytes)
 	}

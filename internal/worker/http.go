@@ -43,6 +43,9 @@ func (s *Server) handleProgress(w http.ResponseWriter, r *http.Request) error {
 	defer ping.Stop()
 	var last int64 = -1
 	for {
+		// Each write gets a fresh deadline, as on every stream: a reader
+		// that stopped reading is cut off.
+		_ = sw.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		done, total, state, errText, changed := s.load.get()
 		switch state {
 		case wire.StateError:
@@ -62,6 +65,7 @@ func (s *Server) handleProgress(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-changed:
 		case <-ping.C:
+			_ = sw.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 			if sw.Ping() != nil {
 				return nil
 			}

@@ -33,10 +33,17 @@ type Config struct {
 
 	Slots             int           // generations at once (default 1)
 	QueueCap          int           // requests waiting for a slot (default 16)
-	HeartbeatInterval time.Duration // default 2 s
-	UnwatchedTimeout  time.Duration // a job nobody streams is cancelled after this (default 30 s)
+	HeartbeatInterval time.Duration // default jobs.HeartbeatInterval (2 s)
+	UnwatchedTimeout  time.Duration // a job nobody streams is cancelled after this (default 10 s)
 	Retain            time.Duration // finished jobs stay readable this long (default 1 min)
-	PingInterval      time.Duration // keep-alive comments on quiet streams (default 10 s)
+	// PingInterval is how often a quiet stream gets a keep-alive comment
+	// (default HeartbeatInterval): a reader gives a stream up after
+	// jobs.StreamIdleTimeout of silence.
+	PingInterval time.Duration
+	// WriteTimeout bounds each write of a stream (default
+	// jobs.WriteTimeout): a reader that stops reading is cut off, and its
+	// generation cancelled.
+	WriteTimeout time.Duration
 
 	// Device is reported while the model loads (default "cpu"); once it
 	// is loaded, the model's Info says where it runs.
@@ -77,16 +84,21 @@ func New(cfg Config) *Server {
 		cfg.QueueCap = 16
 	}
 	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 2 * time.Second
+		cfg.HeartbeatInterval = jobs.HeartbeatInterval
 	}
 	if cfg.UnwatchedTimeout <= 0 {
-		cfg.UnwatchedTimeout = 30 * time.Second
+		// The queen streams a job the moment it is created: only a client
+		// that never will leaves it unwatched, holding a place for nothing.
+		cfg.UnwatchedTimeout = 10 * time.Second
 	}
 	if cfg.Retain <= 0 {
 		cfg.Retain = time.Minute
 	}
 	if cfg.PingInterval <= 0 {
-		cfg.PingInterval = 10 * time.Second
+		cfg.PingInterval = cfg.HeartbeatInterval
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = jobs.WriteTimeout
 	}
 	s := &Server{
 		cfg: cfg,
@@ -96,6 +108,7 @@ func New(cfg Config) *Server {
 			Retain:        cfg.Retain,
 			BufferEvents:  streamEvents,
 			PingInterval:  cfg.PingInterval,
+			WriteTimeout:  cfg.WriteTimeout,
 			AttachTimeout: cfg.UnwatchedTimeout,
 		}),
 		// Workers listen on loopback or have a token (CheckBind): with no

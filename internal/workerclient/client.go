@@ -21,7 +21,7 @@ import (
 type Client struct {
 	BaseURL string       // e.g. "http://127.0.0.1:40123"
 	Token   string       // bearer token, when the worker needs one
-	HTTP    *http.Client // nil: http.DefaultClient; no Timeout (streams are long)
+	HTTP    *http.Client // nil: jobs.NewHTTPClient's; no Timeout (streams are long)
 }
 
 func (c *Client) api() *jobs.Client {

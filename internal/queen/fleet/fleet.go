@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/config"
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -34,13 +35,10 @@ type Options struct {
 	Hives func() ([]config.Hive, error)
 	// SSHConfigHive looks up the aliases Hives lacks.
 	SSHConfigHive func(alias string) (config.Hive, bool, error)
-	// TokenDir holds the hives' tokens; empty: config.ConfigDir()/hive-tokens.
+	// TokenDir holds the hives' tokens (config.HiveTokens); empty:
+	// config.ConfigDir()/hive-tokens. Every hive has one, the local hive
+	// too: its workers need it to register with the queen.
 	TokenDir string
-	// LocalToken gives the local hive a token of its own (made on its
-	// first start, kept in TokenDir like a remote hive's). The queen sets
-	// it when it has a token itself: a queen that guards its API must not
-	// leave its hive open, nor hand it the queen's own secret.
-	LocalToken bool
 	// HTTP is the client for hives; must be set.
 	HTTP *http.Client
 	// HealthTimeout bounds each /health probe; capability and model
@@ -61,7 +59,7 @@ type Options struct {
 type Fleet struct {
 	opt    Options
 	log    *slog.Logger
-	Tokens Tokens
+	Tokens config.HiveTokens
 	Local  *LocalHive
 }
 
@@ -70,7 +68,7 @@ func New(opt Options) *Fleet {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	f := &Fleet{opt: opt, log: opt.Logger, Tokens: Tokens{Dir: opt.TokenDir}}
+	f := &Fleet{opt: opt, log: opt.Logger, Tokens: config.HiveTokens{Dir: opt.TokenDir}}
 	f.Local = &LocalHive{f: f}
 	return f
 }
@@ -121,15 +119,42 @@ func (f *Fleet) Find(alias, field string) (config.Hive, error) {
 	return h, nil
 }
 
-// TokenOf is hive alias's own token: what the queen presents to it and its
-// workers, and what its workers' heartbeats must carry. "" when it has
-// none: a remote hive not installed, a name that is no alias, or the local
-// hive of a queen without a token. The queen's token is never one.
-func (f *Fleet) TokenOf(alias string) (string, error) {
-	if alias == LocalAlias && !f.opt.LocalToken {
-		return "", nil
+// TokenOf is hive alias's own token: what the queen presents to it, and
+// what its workers' credentials derive from (httpapi.WorkerToken). "" when
+// it has none: a remote hive not installed, a name that is no alias, or a
+// local hive not started yet. The queen's token is never one.
+func (f *Fleet) TokenOf(alias string) (string, error) { return f.Tokens.Get(alias) }
+
+// EnsureLocalToken makes the local hive's token if it has none, so that a
+// hive and workers started by hand on this machine, which read it from the
+// same file, can register before the queen ever starts the hive.
+func (f *Fleet) EnsureLocalToken() error {
+	if _, _, err := f.Tokens.Ensure(LocalAlias); err != nil {
+		return fmt.Errorf("making the local hive's token: %w", err)
 	}
-	return f.Tokens.Get(alias)
+	return nil
+}
+
+// OnThisMachine reports whether hive alias runs on this machine: the local
+// hive, one whose host name is a loopback address, or one that no
+// configuration names (only a hive started by hand here can have made its
+// token). Heartbeats from loopback may speak only for those.
+func (f *Fleet) OnThisMachine(alias string) bool {
+	if alias == LocalAlias {
+		return true
+	}
+	hives, err := f.opt.Hives()
+	if err != nil {
+		return false
+	}
+	h, ok := config.FindHive(hives, alias)
+	if !ok {
+		var err error
+		if h, ok, err = f.opt.SSHConfigHive(alias); err != nil {
+			return false
+		}
+	}
+	return !ok || httpapi.IsLoopback(h.HostName)
 }
 
 // Token is TokenOf for a caller that goes on without one: an unreadable

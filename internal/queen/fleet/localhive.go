@@ -82,6 +82,11 @@ func (l *LocalHive) logPath(h config.Hive) (string, error) {
 func (l *LocalHive) Start(ctx context.Context, j *jobs.Job, h config.Hive) (wire.HiveStatus, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// A hive started by hand reads this same token, so the one adopted
+	// here and its workers use it too.
+	if err := l.f.EnsureLocalToken(); err != nil {
+		return wire.HiveStatus{}, err
+	}
 	switch st := l.f.Probe(ctx, h); {
 	case st.State == wire.HiveOnline:
 		how := "already running; adopted it"
@@ -153,12 +158,11 @@ func (l *LocalHive) awaitUp(ctx context.Context, h config.Hive, p *supervise.Pro
 	}
 }
 
-// env is this process's environment with the tokens of the queen's own
-// choosing: the hive requires RBEE_HIVE_TOKEN from the queen, and passes
-// RBEE_WORKER_TOKEN to its workers, which send it with their heartbeats and
-// require it from the queen. Both are the local hive's own token (see
-// Options.LocalToken), never the queen's. Tokens inherited from a shell
-// would lock the queen out of its own hive.
+// env is this process's environment with the token of the queen's own
+// choosing: the hive requires RBEE_HIVE_TOKEN, the local hive's own token
+// (hive-tokens/localhost, never the queen's), and derives each worker's
+// credential from it. Tokens inherited from a shell would lock the queen
+// out of its own hive.
 func (l *LocalHive) env() ([]string, error) {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -166,14 +170,11 @@ func (l *LocalHive) env() ([]string, error) {
 			env = append(env, kv)
 		}
 	}
-	if !l.f.opt.LocalToken {
-		return env, nil
-	}
 	tok, _, err := l.f.Tokens.Ensure(LocalAlias)
 	if err != nil {
 		return nil, fmt.Errorf("making the local hive's token: %w", err)
 	}
-	return append(env, "RBEE_HIVE_TOKEN="+tok, "RBEE_WORKER_TOKEN="+tok), nil
+	return append(env, "RBEE_HIVE_TOKEN="+tok), nil
 }
 
 // watch logs a hive that dies on its own, with its last line of output.

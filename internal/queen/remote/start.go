@@ -29,8 +29,7 @@ logs=${XDG_DATA_HOME:-$HOME/.local/share}/rbee/logs
 mkdir -p "$logs" || exit 1
 log=$logs/rbee-hive.log
 RBEE_HIVE_TOKEN=$(cat "$dir/rbee-hive.token") || exit 1
-RBEE_WORKER_TOKEN=$RBEE_HIVE_TOKEN
-export RBEE_HIVE_TOKEN RBEE_WORKER_TOKEN
+export RBEE_HIVE_TOKEN
 cd / || exit 1
 set -- "$dir/rbee-hive" --host 0.0.0.0 --port "$3" --hive-id "$2" --queen-url "$4" --worker-host "$5"
 echo "--- $(date) starting $*" >>"$log"

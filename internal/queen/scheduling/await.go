@@ -43,6 +43,12 @@ func (s *Scheduler) await(ctx context.Context, t *ticket, r *Routed) (grant, err
 	if !r.Deadline.IsZero() {
 		w.deadline = time.NewTimer(time.Until(r.Deadline))
 	}
+	// A worker whose heartbeats stop goes gone by the clock alone, with no
+	// change in the registry to wake anyone: a request that waits for it
+	// (loading, or its slots) looks again every watchInterval, so that it
+	// starts another worker instead of waiting for the next request to.
+	recheck := time.NewTicker(watchInterval)
+	defer recheck.Stop()
 	for {
 		select {
 		case g := <-t.grant:
@@ -56,6 +62,7 @@ func (s *Scheduler) await(ctx context.Context, t *ticket, r *Routed) (grant, err
 		case g := <-t.grant:
 			return w.served(g), nil
 		case <-t.nudge: // no worker takes requests for it: look again
+		case <-recheck.C:
 		case <-w.spawned():
 			if err := w.startEnded(); err != nil {
 				return grant{}, err

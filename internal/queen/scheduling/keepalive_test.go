@@ -50,7 +50,7 @@ func newScheduler(t *testing.T, keepAlive time.Duration, st *stopper) (*Schedule
 		LoadWait: time.Minute, KeepAlive: keepAlive, Actor: "queen-rbee",
 		Start:       func(context.Context, *jobs.Job, string, string, func(wire.Event)) error { return ErrNowhere },
 		Stop:        st.stop,
-		WorkerToken: func(string) string { return "" },
+		WorkerToken: func(string, string) string { return "" },
 		Logger:      slog.New(slog.DiscardHandler),
 	})
 	t.Cleanup(func() {

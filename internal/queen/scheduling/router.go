@@ -20,6 +20,10 @@ const (
 	watchInterval = time.Second
 	// cancelTimeout bounds the DELETE that stops a worker's job.
 	cancelTimeout = 2 * time.Second
+	// maxWorkerDown is how many workers that stop answering before the
+	// first token a request tries before it fails with worker_gone: a
+	// prompt that crashes workers must not take down every one in turn.
+	maxWorkerDown = 3
 )
 
 var (
@@ -30,6 +34,15 @@ var (
 	errWorkerFull = errors.New("the worker's queue is full")
 	errWorkerDown = errors.New("the worker does not answer")
 )
+
+// A worker that stops answering (stopped, frozen, its machine swapped
+// out) keeps its connections open, so the queen notices it by silence, the
+// first of: its registry entry timing out (workers.Options.GoneAfter, 8 s
+// without a heartbeat, checked every watchInterval), no answer to the
+// request within jobs.ResponseHeaderTimeout (10 s), or its stream silent
+// for jobs.StreamIdleTimeout (10 s; workers ping every heartbeat interval).
+// Before its first token the request goes back to the queue for another
+// worker (or a new one); after it, the stream ends with worker_gone.
 
 // PlaceMode says whether a request may start a worker when none serves its
 // model.
@@ -87,6 +100,7 @@ func (s *Scheduler) Route(ctx context.Context, r *Routed, fn func(wire.Event) er
 		return wire.Event{}, err
 	}
 	defer s.queue.leave(t)
+	down := 0
 	for {
 		g, err := s.await(ctx, t, r)
 		if err != nil {
@@ -99,6 +113,10 @@ func (s *Scheduler) Route(ctx context.Context, r *Routed, fn func(wire.Event) er
 			s.queue.refuse(g.w.WorkerID)
 			s.queue.requeue(t)
 		case errors.Is(err, errWorkerDown):
+			if down++; down >= maxWorkerDown {
+				return wire.Event{}, wire.Errorf(wire.CodeWorkerGone,
+					"%d workers for %s stopped answering before the request's first token; the last: %v", down, r.Model, err)
+			}
 			s.queue.requeue(t) // the worker is marked gone
 		default:
 			return end, err
@@ -121,8 +139,14 @@ func (s *Scheduler) runOn(ctx context.Context, r *Routed, w workers.Worker, fn f
 		ms := int((left + time.Millisecond - 1) / time.Millisecond)
 		req.TimeoutMs = &ms
 	}
-	wc := &workerclient.Client{BaseURL: w.URL, Token: s.opt.WorkerToken(w.HiveID), HTTP: s.opt.HTTP}
-	jc, err := wc.Submit(ctx, req)
+	wc := &workerclient.Client{BaseURL: w.URL, Token: s.opt.WorkerToken(w.HiveID, w.WorkerID), HTTP: s.opt.HTTP}
+	// The watch runs from the submit on: a worker that stops answering
+	// before it even takes the request is given up as soon as the
+	// registry times it out.
+	sctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go s.watchWorker(sctx, stop, w.WorkerID)
+	jc, err := wc.Submit(sctx, req)
 	if err != nil {
 		var re *wire.Error
 		coded := errors.As(err, &re)
@@ -135,21 +159,20 @@ func (s *Scheduler) runOn(ctx context.Context, r *Routed, w workers.Worker, fn f
 		case coded:
 			return wire.Event{}, workerError(r, w, re)
 		}
-		s.workers.MarkGone(w.WorkerID, "it refused the connection: "+err.Error())
-		s.narrate(r, "route", fmt.Sprintf("Worker %s does not answer (%v); back to the queue", w.WorkerID, err), w.HiveID, w.WorkerID)
-		return wire.Event{}, errWorkerDown
+		return wire.Event{}, s.down(r, w, sctx, "it did not take the request", err)
 	}
 	// The worker's job id lets a person (or a test) follow the generation
 	// on the worker itself.
 	s.narrate(r, "route", fmt.Sprintf("Running on worker %s (hive %s) as %s", w.WorkerID, w.HiveID, jc.JobID), w.HiveID, w.WorkerID)
 
-	sctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	go s.watchWorker(sctx, stop, w.WorkerID)
-	var fnErr error
+	var (
+		fnErr   error
+		relayed bool // a token or the end reached the client: no retry elsewhere
+	)
 	end, err := wc.Stream(sctx, jc, func(e wire.Event) error {
 		switch e.Type {
 		case wire.TypeToken, wire.TypeEnd:
+			relayed = true
 			fnErr = fn(e) // as is: the index, the stop reason and timings are the worker's
 			return fnErr
 		case wire.TypeNarration, wire.TypeProgress:
@@ -176,13 +199,31 @@ func (s *Scheduler) runOn(ctx context.Context, r *Routed, w workers.Worker, fn f
 		return wire.Event{}, context.Cause(ctx)
 	case coded:
 		return wire.Event{}, workerError(r, w, re)
+	case !relayed:
+		// Nothing reached the client yet: another worker may take it.
+		return wire.Event{}, s.down(r, w, sctx, "its inference stream broke before the first token", err)
 	}
-	why := err.Error()
-	if errors.Is(context.Cause(sctx), errWorkerSilent) {
-		why = fmt.Sprintf("no heartbeat for %s", s.workers.GoneAfter())
-	}
+	why := silence(s, sctx, err)
 	s.workers.MarkGone(w.WorkerID, "its inference stream broke: "+why)
 	return wire.Event{}, wire.Errorf(wire.CodeWorkerGone, "worker %s on hive %s went away mid-stream (%s)", w.WorkerID, w.HiveID, why)
+}
+
+// down marks w gone for what happened and sends the request back to the
+// queue (errWorkerDown), saying so.
+func (s *Scheduler) down(r *Routed, w workers.Worker, sctx context.Context, what string, err error) error {
+	why := silence(s, sctx, err)
+	s.workers.MarkGone(w.WorkerID, what+": "+why)
+	s.narrate(r, "route", fmt.Sprintf("Worker %s does not answer (%s); back to the queue", w.WorkerID, why), w.HiveID, w.WorkerID)
+	return fmt.Errorf("%w: worker %s on hive %s: %s", errWorkerDown, w.WorkerID, w.HiveID, why)
+}
+
+// silence says why a call to a worker failed, naming the heartbeats when
+// the registry's timeout ended it.
+func silence(s *Scheduler, sctx context.Context, err error) string {
+	if errors.Is(context.Cause(sctx), errWorkerSilent) {
+		return fmt.Sprintf("no heartbeat for %s", s.workers.GoneAfter())
+	}
+	return err.Error()
 }
 
 // workerError is the worker's verdict on the request (a 400

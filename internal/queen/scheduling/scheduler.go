@@ -45,9 +45,9 @@ type Options struct {
 	Start func(ctx context.Context, j *jobs.Job, model, hive string, emit func(wire.Event)) error
 	// Stop stops a worker through its hive (keep_alive).
 	Stop func(ctx context.Context, workerID, hiveID string) error
-	// WorkerToken is the bearer a worker of hive hiveID requires: its
-	// hive's token.
-	WorkerToken func(hiveID string) string
+	// WorkerToken is the bearer worker workerID of hive hiveID requires:
+	// its credential, derived from its hive's token (httpapi.WorkerToken).
+	WorkerToken func(hiveID, workerID string) string
 	HTTP        *http.Client
 	Logger      *slog.Logger
 }

@@ -8,6 +8,7 @@ package workers
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -21,6 +22,10 @@ const (
 	GoneShutdown = "the worker said it is shutting down"
 )
 
+// ErrExists is returned for a heartbeat that claims the id of another
+// live worker: one of another hive, or at another URL or pid.
+var ErrExists = errors.New("another live worker has this id")
+
 // ErrFull is returned for a heartbeat of a new worker when the registry holds
 // Options.Max workers already.
 var ErrFull = errors.New("the worker registry is full")
@@ -30,7 +35,9 @@ type Options struct {
 	// GoneAfter is how long a worker may stay silent before it is gone:
 	// three heartbeat intervals of 2 s plus grace; 8 s.
 	GoneAfter time.Duration
-	// Forget is how long a gone worker stays listed before it is dropped; 1 min.
+	// Forget is how long a gone worker stays listed (rbee status shows it
+	// and why it went) before it is dropped; 1 min. Requests still counted
+	// on it do not keep it: they fail on their own.
 	Forget time.Duration
 	// Max bounds the workers kept, gone ones included; 10000.
 	Max int
@@ -102,11 +109,18 @@ func (r *Registry) GoneAfter() time.Duration { return r.opt.GoneAfter }
 // Heartbeat records a heartbeat; it must have passed Validate. Any heartbeat
 // revives a worker that was marked gone before it arrived, since it proves
 // the worker is alive now; one whose state is gone marks it gone at once.
+// A heartbeat that claims the id of another worker that is not gone
+// (another hive, URL or pid) is refused with ErrExists: the id of a gone
+// worker may be taken again.
 func (r *Registry) Heartbeat(hb wire.Heartbeat) error {
 	now := r.opt.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.workers[hb.WorkerID]
+	if e != nil && r.viewLocked(e, now).GoneSince.IsZero() && !sameWorker(e.hb, hb) {
+		return fmt.Errorf("%w: worker %s is live on hive %s at %s (pid %d), heard from %s ago; give this one another --worker-id",
+			ErrExists, hb.WorkerID, e.hb.HiveID, e.hb.URL, e.hb.PID, now.Sub(e.lastSeen).Round(time.Millisecond))
+	}
 	if e == nil {
 		if len(r.workers) >= r.opt.Max {
 			r.pruneLocked(now, true)
@@ -126,6 +140,12 @@ func (r *Registry) Heartbeat(hb wire.Heartbeat) error {
 	r.notifyLocked()
 	r.pruneLocked(now, false)
 	return nil
+}
+
+// sameWorker reports whether two heartbeats with one id come from one
+// worker process.
+func sameWorker(a, b wire.Heartbeat) bool {
+	return a.HiveID == b.HiveID && a.URL == b.URL && a.PID == b.PID
 }
 
 // MarkGone marks a worker gone now, for a reason the queen saw itself (its
@@ -223,15 +243,18 @@ func (r *Registry) Pick(f Filter) (ready, loading []Worker) {
 // called, so that requests arriving between two heartbeats spread out.
 func (r *Registry) Acquire(id string) (release func()) {
 	r.mu.Lock()
-	if e := r.workers[id]; e != nil {
+	e := r.workers[id]
+	if e != nil {
 		e.inFlight++
 	}
 	r.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			// The entry counted, not the id's entry now: a dropped worker's
+			// id may belong to another one by then.
 			r.mu.Lock()
-			if e := r.workers[id]; e != nil && e.inFlight > 0 {
+			if e != nil && e.inFlight > 0 {
 				e.inFlight--
 			}
 			r.mu.Unlock()
@@ -270,9 +293,10 @@ func (r *Registry) viewLocked(e *entry, now time.Time) Worker {
 	return w
 }
 
-// pruneLocked drops workers gone for longer than Forget. It walks the whole
-// map, so unless forced it runs at most once a second however many
-// heartbeats arrive.
+// pruneLocked drops workers gone for longer than Forget, whatever is still
+// counted on them: a request stuck on a vanished worker must not keep it
+// in rbee status forever. It walks the whole map, so unless forced it runs
+// at most once a second however many heartbeats arrive.
 func (r *Registry) pruneLocked(now time.Time, force bool) {
 	if !force && now.Sub(r.lastPrune) < time.Second {
 		return
@@ -280,7 +304,7 @@ func (r *Registry) pruneLocked(now time.Time, force bool) {
 	r.lastPrune = now
 	for id, e := range r.workers {
 		w := r.viewLocked(e, now)
-		if !w.GoneSince.IsZero() && now.Sub(w.GoneSince) > r.opt.Forget && e.inFlight == 0 {
+		if !w.GoneSince.IsZero() && now.Sub(w.GoneSince) > r.opt.Forget {
 			delete(r.workers, id)
 		}
 	}

@@ -232,3 +232,58 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// A second worker cannot take the id of a live one, from another hive,
+// URL or pid; the same worker beating again is fine, and the id of a gone
+// worker is free.
+func TestIDOfALiveWorker(t *testing.T) {
+	r, c := newReg(Options{GoneAfter: 8 * time.Second})
+	real := hb("w1", "m", wire.StateReady, 0)
+	real.PID = 100
+	mustBeat(t, r, real)
+	mustBeat(t, r, real)
+	for name, mut := range map[string]func(*wire.Heartbeat){
+		"another hive": func(h *wire.Heartbeat) { h.HiveID = "box" },
+		"another url":  func(h *wire.Heartbeat) { h.URL = "http://127.0.0.1:6666" },
+		"another pid":  func(h *wire.Heartbeat) { h.PID = 101 },
+	} {
+		h := real
+		mut(&h)
+		if err := r.Heartbeat(h); !errors.Is(err, ErrExists) {
+			t.Errorf("%s: %v, want ErrExists", name, err)
+		}
+	}
+	if w, _ := r.Get("w1"); w.URL != real.URL || w.PID != 100 {
+		t.Fatalf("the live worker was replaced: %+v", w)
+	}
+	// Gone by silence: its id may be taken.
+	c.Advance(9 * time.Second)
+	other := real
+	other.PID, other.URL = 200, "http://127.0.0.1:7777"
+	mustBeat(t, r, other)
+	// Gone by its own word: likewise.
+	mustBeat(t, r, func() wire.Heartbeat { h := other; h.State = wire.StateGone; return h }())
+	mustBeat(t, r, real)
+}
+
+// A gone worker leaves the list after Forget even while requests are
+// still counted on it (they hang on a vanished worker until they fail):
+// it used to stay listed in rbee status for as long as one did.
+func TestGoneWorkerWithRequestsIsForgotten(t *testing.T) {
+	r, c := newReg(Options{GoneAfter: 8 * time.Second, Forget: time.Minute})
+	mustBeat(t, r, hb("w1", "m", wire.StateReady, 0))
+	release := r.Acquire("w1")
+	r.MarkGone("w1", "its stream broke")
+	c.Advance(time.Minute + time.Second)
+	if n := len(r.List()); n != 0 {
+		t.Fatalf("a gone worker with a request in flight is still listed after Forget: %d", n)
+	}
+	// Its id is taken again before the old request lets go: the new
+	// worker's count is not touched.
+	mustBeat(t, r, hb("w1", "m", wire.StateReady, 0))
+	r.Acquire("w1")
+	release()
+	if w, _ := r.Get("w1"); w.InFlight != 1 {
+		t.Fatalf("in flight %d, want 1", w.InFlight)
+	}
+}

@@ -24,14 +24,19 @@ import (
 // Config says who a Worker is. Everything it does is
 // scripted afterwards with its Set methods.
 type Config struct {
-	ID     string   // worker id in heartbeats and /v1/ready; "fake-worker"
-	HiveID string   // hive id in heartbeats; "localhost"
-	Model  string   // model in heartbeats and /v1/ready; "fake"
-	Slots  int      // generations at once, as reported; 1
-	PID    int      // pid in heartbeats; 0: none
-	Token  string   // bearer token every endpoint but /health requires; "": none
-	Tokens []string // the text pieces every stream sends
-	Addr   string   // "host:port" to listen on; "127.0.0.1:0"
+	ID     string // worker id in heartbeats and /v1/ready; "fake-worker"
+	HiveID string // hive id in heartbeats; "localhost"
+	Model  string // model in heartbeats and /v1/ready; "fake"
+	Slots  int    // generations at once, as reported; 1
+	PID    int    // pid in heartbeats; 0: none
+	Token  string // bearer token every endpoint but /health requires; "": HiveToken's credential
+	// HiveToken is the token of the worker's hive. When set, the worker's
+	// credential is httpapi.WorkerToken(HiveToken, ID), as a hive hands
+	// it: required on its API (unless Token is set) and sent with
+	// StartHeartbeats' heartbeats, as the queen requires.
+	HiveToken string
+	Tokens    []string // the text pieces every stream sends
+	Addr      string   // "host:port" to listen on; "127.0.0.1:0"
 	// Loading starts the worker loading its model, as llm-worker-rbee
 	// starts: see SetProgress, SetState and FailLoad.
 	Loading bool
@@ -51,6 +56,9 @@ type Worker struct {
 	URL        string // e.g. "http://127.0.0.1:40123"
 	Slots      int
 	PID        int
+	// Credential is what its heartbeats carry: Token, else the one
+	// derived from Config.HiveToken; "": none.
+	Credential string
 
 	srv     *http.Server
 	served  chan struct{} // closed when Serve returned
@@ -120,7 +128,8 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Loading {
 		w.state = wire.StateLoading
 	}
-	w.srv = httpapi.NewServer(w.handler(cfg.Token))
+	w.Credential = cmp.Or(cfg.Token, httpapi.WorkerToken(cfg.HiveToken, w.ID))
+	w.srv = httpapi.NewServer(w.handler(w.Credential))
 	go func() {
 		defer close(w.served)
 		_ = w.srv.Serve(ln)
@@ -213,10 +222,21 @@ func (w *Worker) stream(rw http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	cancelled := wire.NewEnd(wire.StopCancelled, 0, 0, wire.Timings{})
+	// A held stream pings while it is quiet, as the real worker's do, so
+	// that readers' idle timeouts see a live worker.
+	ping := time.NewTicker(jobs.HeartbeatInterval)
+	defer ping.Stop()
 	for i := 0; i <= len(sc.tokens); i++ {
-		if sc.gate != nil && i == min(sc.gateAt, len(sc.tokens)) {
+	gated:
+		for sc.gate != nil && i == min(sc.gateAt, len(sc.tokens)) {
 			select {
 			case <-sc.gate:
+				break gated
+			case <-ping.C:
+				if sw.Ping() != nil {
+					gone()
+					return nil
+				}
 			case <-j.cancel:
 				return finish(cancelled)
 			case <-r.Context().Done():
@@ -242,13 +262,19 @@ func (w *Worker) stream(rw http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-	if sc.hold {
+	for sc.hold {
 		select {
+		case <-ping.C:
+			if sw.Ping() != nil {
+				gone()
+				return nil
+			}
 		case <-r.Context().Done():
 			gone()
+			return nil
 		case <-w.done:
+			return nil
 		}
-		return nil
 	}
 	if sc.streamErr != nil {
 		return finish(*sc.streamErr)
@@ -439,8 +465,14 @@ func (w *Worker) LiveHeartbeat() wire.Heartbeat {
 // StartHeartbeats posts LiveHeartbeat to queen every interval and at once
 // when the load changes, as the real worker does, until stop is called (it
 // waits for the last one) or the worker closes. Failed heartbeats are
-// retried at the next interval.
+// retried at the next interval. They carry the worker's Credential, when
+// it has one, in place of queen's token.
 func (w *Worker) StartHeartbeats(queen *jobs.Client, every time.Duration) (stop func()) {
+	if w.Credential != "" {
+		c := *queen
+		c.Token = w.Credential
+		queen = &c
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var loop sync.WaitGroup
 	loop.Add(1)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/testkit/fakeworker"
@@ -429,6 +430,34 @@ func TestAddr(t *testing.T) {
 		t.Fatalf("URL %s, want port %s", w.URL, p)
 	}
 	if _, err := client(w, "").Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A worker of a hive with a token proves its heartbeats, and guards its
+// API, with the credential derived from it, as llm-worker-rbee does under
+// a hive.
+func TestHiveTokenCredential(t *testing.T) {
+	const hiveToken = "the-hive-token-0123456789abcdef"
+	want := httpapi.WorkerToken(hiveToken, "w9")
+	auths := make(chan string, 8)
+	queen := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		auths <- r.Header.Get("Authorization")
+	}))
+	defer queen.Close()
+	w := fakeworker.NewT(t, fakeworker.Config{ID: "w9", HiveToken: hiveToken})
+	if w.Credential != want {
+		t.Fatalf("credential %q, want %q", w.Credential, want)
+	}
+	stop := w.StartHeartbeats(&jobs.Client{BaseURL: queen.URL, Token: "q-token"}, time.Hour)
+	if got := testkit.Receive(t, "a heartbeat", auths); got != "Bearer "+want {
+		t.Fatalf("heartbeat with %q", got)
+	}
+	stop()
+	if _, err := client(w, "").Ready(t.Context()); err == nil {
+		t.Fatal("its API took no credential")
+	}
+	if _, err := client(w, want).Ready(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 }
