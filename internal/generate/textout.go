@@ -24,6 +24,12 @@ func (o *textOut) add(piece []byte) (ready string, stopped bool) {
 		return ready, true
 	}
 	n := len(o.buf) - max(o.stopHold(), utf8Hold(o.buf))
+	// A stop sequence may begin with a continuation byte (stops are
+	// matched on bytes), and holding it back must not cut the character
+	// it belongs to in two.
+	for k := 1; k < utf8.UTFMax && n > 0 && n < len(o.buf) && !utf8.RuneStart(o.buf[n]); k++ {
+		n--
+	}
 	if n <= 0 {
 		return "", false
 	}
