@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/rbee/rbee/internal/cli/term"
 )
 
 // Exit statuses. A mistake in the command line exits 2 and starts its
@@ -242,7 +244,7 @@ func (a *App) exit(ctx context.Context, c *command, err error) int {
 		return signalExit(sig.sig)
 	}
 	if errors.Is(err, errUsage) {
-		fmt.Fprintf(a.Stderr, "rbee %s: %s (see rbee %s --help)\n", c.name, oneLine(err.Error()), c.name)
+		fmt.Fprintf(a.Stderr, "rbee %s: %s (see rbee %s --help)\n", c.name, term.OneLine(err.Error()), c.name)
 		return exitUsage
 	}
 	fmt.Fprintf(a.Stderr, "rbee: %s\n", describe(err))

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/testkit"
 	"github.com/rbee/rbee/internal/wire"
@@ -380,20 +381,20 @@ func TestModelPathsAreMadeAbsolute(t *testing.T) {
 
 func TestReporter(t *testing.T) {
 	var b strings.Builder
-	r := &reporter{w: &b}
+	r := &term.Reporter{W: &b}
 	for i := int64(0); i <= 1000; i += 7 {
-		r.event(wire.Event{Type: wire.TypeProgress, Done: i, Total: 1000, Unit: "bytes"})
+		r.Event(wire.Event{Type: wire.TypeProgress, Done: i, Total: 1000, Unit: "bytes"})
 	}
-	r.event(wire.Event{Type: wire.TypeNarration, Actor: "hive\x1b[31m", Human: "loaded\nmodel"})
+	r.Event(wire.Event{Type: wire.TypeNarration, Actor: "hive\x1b[31m", Human: "loaded\nmodel"})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) > 12 || lines[len(lines)-1] != "[hive[31m] loaded model" {
 		t.Errorf("plain progress:\n%s", b.String())
 	}
 
 	b.Reset()
-	r = &reporter{w: &b, tty: true}
-	r.progress(50, 100, "bytes")
-	r.narrate("queen-rbee", "hi")
+	r = &term.Reporter{W: &b, TTY: true}
+	r.Progress(50, 100, "bytes")
+	r.Narrate("queen-rbee", "hi")
 	if got := b.String(); !strings.HasPrefix(got, "\r\x1b[K[") || !strings.HasSuffix(got, "\n[queen-rbee] hi\n") {
 		t.Errorf("tty progress %q", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/jobs"
 	"github.com/rbee/rbee/internal/wire"
 )
@@ -45,8 +46,8 @@ func TestModelDownloadHF(t *testing.T) {
 
 func TestReporterRate(t *testing.T) {
 	var b strings.Builder
-	r := &reporter{w: &b, tty: true}
-	r.event(wire.Event{Type: wire.TypeProgress, Done: 1 << 20, Total: 3 << 20, Unit: "bytes", Rate: 1 << 20})
+	r := &term.Reporter{W: &b, TTY: true}
+	r.Event(wire.Event{Type: wire.TypeProgress, Done: 1 << 20, Total: 3 << 20, Unit: "bytes", Rate: 1 << 20})
 	if got := b.String(); !strings.Contains(got, "33%") || !strings.HasSuffix(got, "1.0 MiB/s, 2s left") {
 		t.Errorf("tty progress %q", got)
 	}

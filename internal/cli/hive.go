@@ -4,13 +4,14 @@ import (
 	"context"
 	"flag"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/wire"
 )
 
-var hiveView = view{
-	cols:  []string{"alias", "host", "hive_port", "state", "url"},
-	keys:  []string{"alias", "hive_id", "host", "hive_port", "state", "url"},
-	empty: "no hives",
+var hiveView = term.View{
+	Cols:  []string{"alias", "host", "hive_port", "state", "url"},
+	Keys:  []string{"alias", "hive_id", "host", "hive_port", "state", "url"},
+	Empty: "no hives",
 }
 
 func hiveCommand(sub, op, summary string) *command {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -126,7 +127,7 @@ type inferSession struct {
 	qc   *queenConn
 	op   wire.Operation
 	hive string // where to start a hive and worker if there is none
-	rep  *reporter
+	rep  *term.Reporter
 	out  *textOut
 }
 
@@ -137,7 +138,7 @@ func (s *inferSession) onRunningQueen(ctx context.Context) error {
 	if !wire.IsCode(err, wire.CodeNoWorker) || s.op.WorkerID != "" {
 		return err
 	}
-	s.rep.say("No worker serves %s yet; starting one on hive %s", modelID(s.op.Model), s.hive)
+	s.rep.Say("No worker serves %s yet; starting one on hive %s", modelID(s.op.Model), s.hive)
 	w, err := s.startWorker(ctx)
 	if err != nil {
 		return err
@@ -145,7 +146,7 @@ func (s *inferSession) onRunningQueen(ctx context.Context) error {
 	if err := s.generateSettled(ctx); err != nil {
 		return err
 	}
-	s.rep.say("Worker %s stays running on hive %s for the next request (`rbee worker stop %s --hive %s` stops it)",
+	s.rep.Say("Worker %s stays running on hive %s for the next request (`rbee worker stop %s --hive %s` stops it)",
 		w.WorkerID, w.HiveID, w.WorkerID, w.HiveID)
 	return nil
 }
@@ -154,14 +155,14 @@ func (s *inferSession) onRunningQueen(ctx context.Context) error {
 // stops the queen again, which stops the hive it started and the hive's
 // workers.
 func (s *inferSession) withOwnQueen(ctx context.Context) (err error) {
-	s.rep.say("No queen at %s; starting one for this request", s.qc.url)
+	s.rep.Say("No queen at %s; starting one for this request", s.qc.url)
 	sq, err := s.a.launchQueen(ctx, s.qc)
 	if err != nil {
 		return err
 	}
 	var w wire.WorkerInfo
 	defer func() {
-		s.rep.say("Stopping queen-rbee (started for this request) with its hive and workers")
+		s.rep.Say("Stopping queen-rbee (started for this request) with its hive and workers")
 		if w.WorkerID != "" {
 			// A hive that was running already is adopted by the queen and
 			// outlives it; the worker started here must not.
@@ -182,12 +183,12 @@ func (s *inferSession) withOwnQueen(ctx context.Context) (err error) {
 // startWorker starts the hive (a no-op when it runs; skipped where the queen
 // cannot start hives yet) and spawns a worker for the model on it.
 func (s *inferSession) startWorker(ctx context.Context) (wire.WorkerInfo, error) {
-	_, err := s.qc.run(ctx, wire.Operation{Operation: wire.OpHiveStart, Alias: s.hive}, s.rep.event)
+	_, err := s.qc.run(ctx, wire.Operation{Operation: wire.OpHiveStart, Alias: s.hive}, s.rep.Event)
 	if err != nil && !wire.IsCode(err, wire.CodeNotImplemented) {
 		return wire.WorkerInfo{}, err
 	}
-	ev, err := s.qc.run(ctx, wire.Operation{Operation: wire.OpWorkerSpawn, HiveID: s.hive, Model: s.op.Model}, s.rep.event)
-	s.rep.endProgress()
+	ev, err := s.qc.run(ctx, wire.Operation{Operation: wire.OpWorkerSpawn, HiveID: s.hive, Model: s.op.Model}, s.rep.Event)
+	s.rep.EndProgress()
 	if err != nil {
 		return wire.WorkerInfo{}, err
 	}
@@ -217,14 +218,14 @@ func (s *inferSession) generate(ctx context.Context) error {
 		if e.Type == wire.TypeToken {
 			return s.out.write(e.T)
 		}
-		return s.rep.event(e)
+		return s.rep.Event(e)
 	})
 	if err != nil {
 		return err
 	}
-	if ev.Type == wire.TypeEnd && !s.rep.quiet {
+	if ev.Type == wire.TypeEnd && !s.rep.Quiet {
 		s.out.finish()
-		s.rep.say("%s", summary(ev))
+		s.rep.Say("%s", summary(ev))
 	}
 	return nil
 }

@@ -9,15 +9,16 @@ import (
 	"time"
 
 	"github.com/rbee/rbee/internal/apikeys"
+	"github.com/rbee/rbee/internal/cli/term"
 )
 
 // The key commands edit keys.json in this machine's config directory
 // directly: the queen re-reads it on change, so no queen needs to run.
 
-var keyView = view{
-	cols:  []string{"id", "name", "key", "created_at"},
-	keys:  []string{"id", "name", "key", "created_at"},
-	empty: "no API keys: the OpenAI API serves only this machine (rbee key create makes one)",
+var keyView = term.View{
+	Cols:  []string{"id", "name", "key", "created_at"},
+	Keys:  []string{"id", "name", "key", "created_at"},
+	Empty: "no API keys: the OpenAI API serves only this machine (rbee key create makes one)",
 }
 
 // keyInfo is what the key commands print of a key: never its hash.
@@ -46,9 +47,9 @@ func (a *App) printKey(g *globals, v any) error {
 		return err
 	}
 	if g.json {
-		return printJSON(a.Stdout, data)
+		return term.PrintJSON(a.Stdout, data)
 	}
-	return printData(a.Stdout, data, keyView)
+	return term.PrintData(a.Stdout, data, keyView)
 }
 
 var keyCreateCommand = &command{

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/supervise"
 )
@@ -192,7 +193,7 @@ func (l *childLog) lastLine() string {
 	buf := make([]byte, st.Size()-from)
 	n, _ := f.ReadAt(buf, from)
 	lines := strings.Split(strings.TrimSpace(string(buf[:n])), "\n")
-	if last := oneLine(lines[len(lines)-1]); last != "" {
+	if last := term.OneLine(lines[len(lines)-1]); last != "" {
 		return last + " (log: " + l.path + ")"
 	}
 	return "it wrote nothing; see " + l.path

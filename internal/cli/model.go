@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/gguf"
 	"github.com/rbee/rbee/internal/modelref"
 	"github.com/rbee/rbee/internal/wire"
@@ -17,10 +18,10 @@ import (
 
 const defaultHive = "localhost"
 
-var modelView = view{
-	cols:  []string{"id", "hive_id", "size_bytes", "architecture", "parameters", "quantization", "context_length", "source"},
-	keys:  []string{"id", "hive_id", "source", "path", "size_bytes", "architecture", "parameters", "quantization", "context_length", "has_chat_template", "added_at", "last_used_at"},
-	empty: "no models",
+var modelView = term.View{
+	Cols:  []string{"id", "hive_id", "size_bytes", "architecture", "parameters", "quantization", "context_length", "source"},
+	Keys:  []string{"id", "hive_id", "source", "path", "size_bytes", "architecture", "parameters", "quantization", "context_length", "has_chat_template", "added_at", "last_used_at"},
+	Empty: "no models",
 }
 
 func modelCommand(sub, op, summary string) *command {

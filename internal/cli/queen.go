@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/supervise"
 )
 
@@ -70,7 +71,7 @@ func (a *App) queenState(g *globals, u string, running bool, say ...string) erro
 			URL     string `json:"url"`
 			Running bool   `json:"running"`
 		}{u, running})
-		return printJSON(a.Stdout, b)
+		return term.PrintJSON(a.Stdout, b)
 	}
 	switch {
 	case len(say) > 0:

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/config"
 	"github.com/rbee/rbee/internal/httpapi"
 	"github.com/rbee/rbee/internal/jobs"
@@ -115,7 +116,7 @@ func (q *queenConn) health(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("%s/health: %v: is that a queen-rbee?", q.url, err)
 	case h.HiveID != "":
-		return fmt.Errorf("rbee-hive %q answers at %s, not queen-rbee: check queen_port in config.toml and HivePort in hives.conf", oneLine(h.HiveID), q.url)
+		return fmt.Errorf("rbee-hive %q answers at %s, not queen-rbee: check queen_port in config.toml and HivePort in hives.conf", term.OneLine(h.HiveID), q.url)
 	}
 	return nil
 }
@@ -179,22 +180,7 @@ func describe(err error) string {
 	case errors.As(err, &nq):
 		return nq.Error()
 	case errors.As(err, &re) && re.Message != "":
-		return oneLine(re.Message)
+		return term.OneLine(re.Message)
 	}
-	return oneLine(err.Error())
-}
-
-// oneLine keeps a remote message to one line of plain text, so that neither
-// a newline nor a terminal escape sequence from a daemon reaches the screen.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\r' || r == '\t':
-			return ' '
-		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
-			return -1
-		}
-		return r
-	}, s)
-	return strings.TrimSpace(s)
+	return term.OneLine(err.Error())
 }

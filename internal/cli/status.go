@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/wire"
 )
 
@@ -23,12 +24,12 @@ var statusCommand = &command{
 				return err
 			}
 			rep := a.reporter(false)
-			ev, err := qc.run(ctx, wire.Operation{Operation: wire.OpStatus}, rep.event)
+			ev, err := qc.run(ctx, wire.Operation{Operation: wire.OpStatus}, rep.Event)
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return printJSON(a.Stdout, ev.Data)
+				return term.PrintJSON(a.Stdout, ev.Data)
 			}
 			var st wire.Status
 			if err := json.Unmarshal(ev.Data, &st); err != nil {
@@ -43,7 +44,7 @@ var statusCommand = &command{
 // for hives, workers, models and waiting requests.
 func writeStatus(w io.Writer, st wire.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "queen-rbee\t%s\n", oneLine(st.Queen.URL))
+	fmt.Fprintf(tw, "queen-rbee\t%s\n", term.OneLine(st.Queen.URL))
 
 	fmt.Fprintf(tw, "\nHIVE\tHOST\tPORT\tSTATE\tURL\n")
 	for _, h := range st.Hives {
@@ -51,7 +52,7 @@ func writeStatus(w io.Writer, st wire.Status) error {
 		if h.Error != "" {
 			state += " (" + h.Error + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", oneLine(h.Alias), oneLine(h.Host), h.HivePort, oneLine(state), oneLine(h.URL))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", term.OneLine(h.Alias), term.OneLine(h.Host), h.HivePort, term.OneLine(state), term.OneLine(h.URL))
 	}
 	if len(st.Hives) == 0 {
 		fmt.Fprintln(tw, "(no hives)")
@@ -65,10 +66,10 @@ func writeStatus(w io.Writer, st wire.Status) error {
 			l = "-"
 		}
 		if wk.GoneReason != "" {
-			why = append(why, fmt.Sprintf("%s is %s: %s", oneLine(wk.WorkerID), oneLine(wk.State), oneLine(wk.GoneReason)))
+			why = append(why, fmt.Sprintf("%s is %s: %s", term.OneLine(wk.WorkerID), term.OneLine(wk.State), term.OneLine(wk.GoneReason)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(wk.WorkerID), oneLine(wk.HiveID), oneLine(wk.Model),
-			oneLine(wk.State), l, ago(wk.LastSeenMs), oneLine(wk.URL))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", term.OneLine(wk.WorkerID), term.OneLine(wk.HiveID), term.OneLine(wk.Model),
+			term.OneLine(wk.State), l, ago(wk.LastSeenMs), term.OneLine(wk.URL))
 	}
 	if len(st.Workers) == 0 {
 		fmt.Fprintln(tw, "(no workers: start one with `rbee worker spawn -m MODEL`)")
@@ -83,7 +84,7 @@ func writeStatus(w io.Writer, st wire.Status) error {
 
 	fmt.Fprintf(tw, "\nMODEL\tHIVE\tSIZE\tARCH\tQUANT\tPATH\n")
 	for _, m := range st.Models {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(m.ID), oneLine(m.HiveID), sizeText(m.SizeBytes),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", term.OneLine(m.ID), term.OneLine(m.HiveID), term.SizeText(m.SizeBytes),
 			dash(m.Architecture), dash(m.Quantization), dash(m.Path))
 	}
 	if len(st.Models) == 0 {
@@ -93,7 +94,7 @@ func writeStatus(w io.Writer, st wire.Status) error {
 	if len(st.Queues) > 0 {
 		fmt.Fprintf(tw, "\nQUEUED MODEL\tWAITING\tLIMIT\n")
 		for _, q := range st.Queues {
-			fmt.Fprintf(tw, "%s\t%d\t%d\n", oneLine(q.Model), q.Waiting, q.Max)
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", term.OneLine(q.Model), q.Waiting, q.Max)
 		}
 	}
 	return tw.Flush()
@@ -125,5 +126,5 @@ func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return oneLine(s)
+	return term.OneLine(s)
 }

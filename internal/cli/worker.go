@@ -6,15 +6,16 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/rbee/rbee/internal/cli/term"
 	"github.com/rbee/rbee/internal/device"
 
 	"github.com/rbee/rbee/internal/wire"
 )
 
-var workerView = view{
-	cols:  []string{"worker_id", "hive_id", "model", "state", "device", "pid", "url"},
-	keys:  []string{"worker_id", "hive_id", "model", "state", "url", "pid", "device", "started_at"},
-	empty: "no workers",
+var workerView = term.View{
+	Cols:  []string{"worker_id", "hive_id", "model", "state", "device", "pid", "url"},
+	Keys:  []string{"worker_id", "hive_id", "model", "state", "url", "pid", "device", "started_at"},
+	Empty: "no workers",
 }
 
 var workerSpawnCommand = &command{

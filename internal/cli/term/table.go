@@ -1,4 +1,7 @@
-package cli
+// Package term is what the CLI shows people: results as tables or key: value
+// lines, and a job's narration and progress on stderr, every string from a
+// daemon kept to one line of plain text.
+package term
 
 import (
 	"bytes"
@@ -11,18 +14,18 @@ import (
 	"text/tabwriter"
 )
 
-// view says how to print a result for people: the columns of a table for a
-// list, the first keys of key: value lines for an object. Keys a view does
+// View says how to print a result for people: the columns of a table for a
+// list, the first keys of key: value lines for an object. Keys a View does
 // not name are left out of tables (they would be too wide) and printed last,
 // sorted, in key: value lines.
-type view struct {
-	cols  []string
-	keys  []string
-	empty string // printed for an empty list
+type View struct {
+	Cols  []string
+	Keys  []string
+	Empty string // printed for an empty list
 }
 
-// printJSON prints result data as indented JSON.
-func printJSON(w io.Writer, data json.RawMessage) error {
+// PrintJSON prints result data as indented JSON.
+func PrintJSON(w io.Writer, data json.RawMessage) error {
 	if len(data) == 0 {
 		data = json.RawMessage("null")
 	}
@@ -35,8 +38,8 @@ func printJSON(w io.Writer, data json.RawMessage) error {
 	return err
 }
 
-// printData prints result data for people, as the view says.
-func printData(w io.Writer, data json.RawMessage, v view) error {
+// PrintData prints result data for people, as the View says.
+func PrintData(w io.Writer, data json.RawMessage, v View) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -52,22 +55,22 @@ func printData(w io.Writer, data json.RawMessage, v view) error {
 	case []any:
 		return printTable(w, x, v)
 	case map[string]any:
-		return printKV(w, x, v.keys)
+		return printKV(w, x, v.Keys)
 	default:
 		_, err := fmt.Fprintln(w, cell("", x))
 		return err
 	}
 }
 
-func printTable(w io.Writer, rows []any, v view) error {
+func printTable(w io.Writer, rows []any, v View) error {
 	if len(rows) == 0 {
-		if v.empty != "" {
-			_, err := fmt.Fprintln(w, v.empty)
+		if v.Empty != "" {
+			_, err := fmt.Fprintln(w, v.Empty)
 			return err
 		}
 		return nil
 	}
-	cols := v.cols
+	cols := v.Cols
 	if len(cols) == 0 {
 		cols = allKeys(rows)
 	}
@@ -128,7 +131,7 @@ func printKV(w io.Writer, obj map[string]any, first []string) error {
 	keys = append(keys, rest...)
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s:\t%s\n", oneLine(k), cell(k, obj[k]))
+		fmt.Fprintf(tw, "%s:\t%s\n", OneLine(k), cell(k, obj[k]))
 	}
 	return tw.Flush()
 }
@@ -142,10 +145,10 @@ func cell(key string, v any) string {
 		if v == "" {
 			return "-"
 		}
-		return oneLine(v)
+		return OneLine(v)
 	case json.Number:
 		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && strings.HasSuffix(key, "_bytes") {
-			return sizeText(n)
+			return SizeText(n)
 		}
 		return v.String()
 	case bool:
@@ -167,5 +170,5 @@ func cell(key string, v any) string {
 	if err != nil {
 		return "?"
 	}
-	return oneLine(string(b))
+	return OneLine(string(b))
 }

@@ -1,4 +1,4 @@
-package cli
+package term
 
 import (
 	"fmt"
@@ -9,13 +9,13 @@ import (
 	"github.com/rbee/rbee/internal/wire"
 )
 
-// reporter shows what a job is doing on stderr: narration as lines prefixed
+// Reporter shows what a job is doing on stderr: narration as lines prefixed
 // by their actor, progress as one redrawn line with a bar on a terminal, or
 // as a line per tenth otherwise (a log file wants no carriage returns).
-type reporter struct {
-	w     io.Writer
-	tty   bool
-	quiet bool
+type Reporter struct {
+	W     io.Writer
+	TTY   bool
+	Quiet bool
 
 	onScreen  bool  // a progress line is drawn and not yet ended
 	seen      bool  // a progress event came
@@ -29,46 +29,46 @@ type reporter struct {
 
 // event shows narration and progress and ignores everything else, so it can
 // be a job stream's callback as is.
-func (r *reporter) event(e wire.Event) error {
+func (r *Reporter) Event(e wire.Event) error {
 	switch e.Type {
 	case wire.TypeNarration:
-		r.narrate(e.Actor, e.Human)
+		r.Narrate(e.Actor, e.Human)
 	case wire.TypeProgress:
 		r.rate = e.Rate
-		r.progress(e.Done, e.Total, e.Unit)
+		r.Progress(e.Done, e.Total, e.Unit)
 	}
 	return nil
 }
 
-func (r *reporter) narrate(actor, human string) {
-	if r.quiet {
+func (r *Reporter) Narrate(actor, human string) {
+	if r.Quiet {
 		return
 	}
-	r.endProgress()
+	r.EndProgress()
 	if actor == "" {
 		actor = "?"
 	}
-	fmt.Fprintf(r.w, "[%s] %s\n", oneLine(actor), oneLine(human))
+	fmt.Fprintf(r.W, "[%s] %s\n", OneLine(actor), OneLine(human))
 }
 
 // say is the CLI's own narration.
-func (r *reporter) say(format string, args ...any) {
-	r.narrate("rbee", fmt.Sprintf(format, args...))
+func (r *Reporter) Say(format string, args ...any) {
+	r.Narrate("rbee", fmt.Sprintf(format, args...))
 }
 
-func (r *reporter) progress(done, total int64, unit string) {
-	if r.quiet {
+func (r *Reporter) Progress(done, total int64, unit string) {
+	if r.Quiet {
 		return
 	}
 	if r.seen && done == r.lastDone && total == r.lastTotal {
 		return // a repeat, such as the final 100% twice
 	}
 	if done < r.lastDone { // a new sequence, e.g. a second file
-		r.endProgress()
+		r.EndProgress()
 		r.printed = false
 	}
 	r.seen, r.lastDone, r.lastTotal = true, done, total
-	if !r.tty {
+	if !r.TTY {
 		if total <= 0 {
 			return
 		}
@@ -81,7 +81,7 @@ func (r *reporter) progress(done, total int64, unit string) {
 		if r.rate > 0 && unit == "bytes" {
 			line += "  " + rateText(done, total, r.rate)
 		}
-		fmt.Fprintf(r.w, "[progress] %s\n", line)
+		fmt.Fprintf(r.W, "[progress] %s\n", line)
 		return
 	}
 	line := progressText(done, total, unit)
@@ -91,16 +91,16 @@ func (r *reporter) progress(done, total int64, unit string) {
 	if r.rate > 0 && unit == "bytes" {
 		line += "  " + rateText(done, total, r.rate)
 	}
-	fmt.Fprintf(r.w, "\r\x1b[K%s", line)
+	fmt.Fprintf(r.W, "\r\x1b[K%s", line)
 	r.onScreen = true
 	if total > 0 && done >= total {
-		r.endProgress()
+		r.EndProgress()
 	}
 }
 
-func (r *reporter) endProgress() {
+func (r *Reporter) EndProgress() {
 	if r.onScreen {
-		fmt.Fprintln(r.w)
+		fmt.Fprintln(r.W)
 		r.onScreen = false
 	}
 }
@@ -111,7 +111,7 @@ func bar(done, total int64, width int) string {
 }
 
 func progressText(done, total int64, unit string) string {
-	unit = oneLine(unit)
+	unit = OneLine(unit)
 	if total <= 0 {
 		return amount(done, unit)
 	}
@@ -121,7 +121,7 @@ func progressText(done, total int64, unit string) string {
 
 func amount(n int64, unit string) string {
 	if unit == "bytes" {
-		return sizeText(n)
+		return SizeText(n)
 	}
 	if unit == "" {
 		return fmt.Sprint(n)
@@ -129,8 +129,8 @@ func amount(n int64, unit string) string {
 	return fmt.Sprintf("%d %s", n, unit)
 }
 
-// sizeText writes a byte count for people: "27.1 MiB".
-func sizeText(n int64) string {
+// SizeText writes a byte count for people: "27.1 MiB".
+func SizeText(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -146,10 +146,25 @@ func sizeText(n int64) string {
 // rateText is a download's speed and, when the size is known, the time
 // left: "12.3 MiB/s, 1m05s left".
 func rateText(done, total int64, rate float64) string {
-	s := sizeText(int64(rate)) + "/s"
+	s := SizeText(int64(rate)) + "/s"
 	if total > done {
 		left := time.Duration(float64(total-done) / rate * float64(time.Second))
 		s += ", " + left.Round(time.Second).String() + " left"
 	}
 	return s
+}
+
+// OneLine keeps a remote message to one line of plain text, so that neither
+// a newline nor a terminal escape sequence from a daemon reaches the screen.
+func OneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			return ' '
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
+			return -1
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(s)
 }
