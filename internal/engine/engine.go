@@ -84,5 +84,31 @@ type Sequence interface {
 	Decode(t Token) error
 	// Len is the number of tokens in the sequence.
 	Len() int
+	// Cached is how many of the first Prefill's prompt tokens were not
+	// evaluated because the engine's prompt cache held them.
+	Cached() int
 	Close()
+}
+
+// CacheStats describe an engine's prompt cache: sequences whose KV cache
+// outlived their request, in slots or saved to RAM, and how much of the
+// prompts it served.
+type CacheStats struct {
+	Enabled bool
+	// Sequences and Tokens count the cached sequences (idle slots and RAM).
+	Sequences int
+	Tokens    int
+	// RAMBytes is the memory of the sequences saved to RAM, at most
+	// BudgetBytes.
+	RAMBytes    int64
+	BudgetBytes int64
+	// PromptTokens is every prompt token since the model loaded;
+	// CachedTokens those the cache served.
+	PromptTokens int64
+	CachedTokens int64
+}
+
+// CacheReporter is implemented by models with a prompt cache.
+type CacheReporter interface {
+	CacheStats() CacheStats
 }

@@ -214,7 +214,7 @@ func (m *Model) finish(e entry) []*step {
 	if st.done < len(st.toks) {
 		return []*step{st}
 	}
-	st.seq.next = engine.Token(C.llama_sampler_sample(st.seq.smpl, m.ctx, C.int32_t(e.last)))
+	st.seq.next = st.seq.sample(e.last)
 	st.reply <- nil
 	return nil
 }

@@ -33,40 +33,13 @@ func (m *Model) NewSequence(s engine.Sampling) (engine.Sequence, error) {
 	return &sequence{m: m, id: id, smpl: newSampler(s)}, nil
 }
 
-func newSampler(s engine.Sampling) *C.struct_llama_sampler {
-	chain := C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
-	add := func(x *C.struct_llama_sampler) { C.llama_sampler_chain_add(chain, x) }
-	if s.RepetitionPenalty > 0 && s.RepetitionPenalty != 1 {
-		lastN := s.PenaltyLastN
-		if lastN == 0 {
-			lastN = 64
-		}
-		add(C.llama_sampler_init_penalties(C.int32_t(lastN), C.float(s.RepetitionPenalty), 0, 0))
-	}
-	if s.Temperature <= 0 {
-		add(C.llama_sampler_init_greedy())
-		return chain
-	}
-	if s.TopK > 0 {
-		add(C.llama_sampler_init_top_k(C.int32_t(s.TopK)))
-	}
-	if s.TopP > 0 && s.TopP < 1 {
-		add(C.llama_sampler_init_top_p(C.float(s.TopP), 1))
-	}
-	if s.MinP > 0 {
-		add(C.llama_sampler_init_min_p(C.float(s.MinP), 1))
-	}
-	add(C.llama_sampler_init_temp(C.float(s.Temperature)))
-	add(C.llama_sampler_init_dist(C.uint32_t(s.Seed)))
-	return chain
-}
-
 type sequence struct {
-	m    *Model
-	id   C.llama_seq_id
-	smpl *C.struct_llama_sampler
-	n    int          // tokens in the KV cache; written by the scheduler
-	next engine.Token // sampled after the last step; written by the scheduler
+	m      *Model
+	id     C.llama_seq_id
+	smpl   *C.struct_llama_sampler
+	n      int          // tokens in the KV cache; written by the scheduler
+	next   engine.Token // sampled after the last step; written by the scheduler
+	cached int          // prompt tokens the cache served
 }
 
 func (s *sequence) Len() int { return s.n }
@@ -107,3 +80,5 @@ func (s *sequence) Close() {
 	m.mu.Unlock()
 	m.sched.closed()
 }
+
+func (s *sequence) Cached() int { return s.cached }

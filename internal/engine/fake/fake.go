@@ -144,3 +144,5 @@ func (s *seq) Close() {
 		s.m.open--
 	}
 }
+
+func (s *seq) Cached() int { return 0 }
