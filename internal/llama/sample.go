@@ -7,7 +7,19 @@ import "C"
 
 import "github.com/rbee/rbee/internal/engine"
 
-func newSampler(s engine.Sampling) *C.struct_llama_sampler {
+// sampler is one sequence's sampling state.
+type sampler struct {
+	chain *C.struct_llama_sampler
+}
+
+// newSampler builds the sampler of a sequence of m.
+func newSampler(m *Model, s engine.Sampling) (*sampler, error) {
+	return &sampler{chain: newChain(s)}, nil
+}
+
+func (p *sampler) free() { C.llama_sampler_free(p.chain) }
+
+func newChain(s engine.Sampling) *C.struct_llama_sampler {
 	chain := C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
 	add := func(x *C.struct_llama_sampler) { C.llama_sampler_chain_add(chain, x) }
 	if s.RepetitionPenalty > 0 && s.RepetitionPenalty != 1 {
@@ -38,5 +50,5 @@ func newSampler(s engine.Sampling) *C.struct_llama_sampler {
 // sample picks the sequence's next token from the logits at batch index
 // idx of the last llama_decode. It runs on the scheduler goroutine.
 func (s *sequence) sample(idx int) engine.Token {
-	return engine.Token(C.llama_sampler_sample(s.smpl, s.m.ctx, C.int32_t(idx)))
+	return engine.Token(C.llama_sampler_sample(s.smpl.chain, s.m.ctx, C.int32_t(idx)))
 }

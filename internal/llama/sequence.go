@@ -29,14 +29,19 @@ func (m *Model) NewSequence(s engine.Sampling) (engine.Sequence, error) {
 	id := m.free[len(m.free)-1]
 	m.free = m.free[:len(m.free)-1]
 	C.llama_memory_seq_rm(C.llama_get_memory(m.ctx), id, -1, -1)
+	smpl, err := newSampler(m, s)
+	if err != nil {
+		m.free = append(m.free, id)
+		return nil, err
+	}
 	m.sched.opened(m)
-	return &sequence{m: m, id: id, smpl: newSampler(s)}, nil
+	return &sequence{m: m, id: id, smpl: smpl}, nil
 }
 
 type sequence struct {
 	m      *Model
 	id     C.llama_seq_id
-	smpl   *C.struct_llama_sampler
+	smpl   *sampler
 	n      int          // tokens in the KV cache; written by the scheduler
 	next   engine.Token // sampled after the last step; written by the scheduler
 	cached int          // prompt tokens the cache served
@@ -73,7 +78,7 @@ func (s *sequence) Close() {
 		m.mu.Unlock()
 		return
 	}
-	C.llama_sampler_free(s.smpl)
+	s.smpl.free()
 	s.smpl = nil
 	C.llama_memory_seq_rm(C.llama_get_memory(m.ctx), s.id, -1, -1)
 	m.free = append(m.free, s.id)
