@@ -52,6 +52,7 @@ func run(args []string) error {
 		devName  = fs.String("device", "cpu", "device to run on: cpu, cuda:N or metal:N")
 		verbose  = fs.Bool("verbose", false, "log llama.cpp's informational messages too")
 		layers   = fs.Int("gpu-layers", -1, "layers to put on the GPU --device (blocks, then the output layer; -1: every layer that fits)")
+		cacheRAM = fs.Int64("cache-ram", llama.DefaultCacheRAM>>20, "MiB of RAM for the prompt cache's conversations beyond the slots (0: no prompt cache)")
 		list     = fs.Bool("list-devices", false, "load the GPU backend libraries, list the devices --device can name, and exit")
 	)
 	fs.Usage = func() {
@@ -81,6 +82,8 @@ func run(args []string) error {
 		return errors.New("--gpu-layers needs a GPU --device, such as cuda:0")
 	case *slots < 1 || *slots > 64:
 		return fmt.Errorf("--slots must be from 1 to 64, got %d", *slots)
+	case *cacheRAM < 0 || *cacheRAM > 1<<30:
+		return fmt.Errorf("--cache-ram must be from 0 (off) to %d MiB, got %d", 1<<30, *cacheRAM)
 	case *port < 0 || *port > 65535:
 		return fmt.Errorf("--port must be from 0 to 65535, got %d", *port)
 	}
@@ -128,6 +131,11 @@ func run(args []string) error {
 	if *modelID == "" {
 		*modelID = strings.TrimSuffix(filepath.Base(*model), ".gguf")
 	}
+	// 0 MiB turns the cache off; llama.Options reads 0 as its default.
+	cacheBytes := *cacheRAM << 20
+	if cacheBytes == 0 {
+		cacheBytes = -1
+	}
 	w := worker.New(worker.Config{
 		WorkerID:  *id,
 		HiveID:    *hiveID,
@@ -144,7 +152,7 @@ func run(args []string) error {
 			return llama.Load(*model, llama.Options{
 				Threads: *threads, CtxSize: *ctxSize, Slots: *slots, Verbose: *verbose,
 				Progress: func(p float32) bool { progress(p); return true },
-				Device:   dev.String(), GPULayers: *layers,
+				Device:   dev.String(), GPULayers: *layers, CacheRAM: cacheBytes,
 			})
 		},
 	})

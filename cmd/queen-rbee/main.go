@@ -39,9 +39,10 @@ func run(args []string) error {
 		host          = fs.String("host", cfg.QueenHost, "address to listen on; a non-loopback one needs an API key (rbee key create) or queen_token in config.toml")
 		port          = fs.Int("port", cfg.QueenPort, "port to listen on (0: any free port; the address is printed on stdout)")
 		workerTimeout = fs.Duration("worker-timeout", 8*time.Second, "heartbeat silence after which a worker is gone")
+		cacheRouting  = fs.Bool("cache-routing", true, "send a conversation's next turn to the worker holding its prompt cache, while it has a free slot")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: queen-rbee [--host ADDR] [--port N] [--worker-timeout D]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: queen-rbee [--host ADDR] [--port N] [--worker-timeout D] [--cache-routing=false]\n\n"+
 			"Defaults come from config.toml (queen_host, queen_port, queen_token) in $XDG_CONFIG_HOME/rbee.\n"+
 			"When queen_token is set, every endpoint but /health requires it as a bearer token.\n"+
 			"Once an API key exists (rbee key create, stored in keys.json beside config.toml), every\n"+
@@ -103,6 +104,8 @@ func run(args []string) error {
 		AdvertiseURL: cfg.QueenAdvertiseURL,
 		MaxQueue:     cfg.MaxQueueOrDefault(),
 		KeepAlive:    keepAlive(cfg),
+
+		NoCacheRouting: !*cacheRouting,
 	})
 	slog.Info("queen-rbee listening", "url", url, "worker_timeout", *workerTimeout, "keep_alive", cfg.KeepAliveOrDefault(), "max_queue", cfg.MaxQueueOrDefault(), "token", cfg.QueenToken != "", "api_keys", nkeys, "openai_base_url", url+"/v1")
 	err = q.Serve(ctx, ln)

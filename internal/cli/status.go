@@ -58,7 +58,7 @@ func writeStatus(w io.Writer, st wire.Status) error {
 		fmt.Fprintln(tw, "(no hives)")
 	}
 
-	fmt.Fprintf(tw, "\nWORKER\tHIVE\tMODEL\tSTATE\tLOAD\tLAST SEEN\tURL\n")
+	fmt.Fprintf(tw, "\nWORKER\tHIVE\tMODEL\tSTATE\tLOAD\tPROMPT CACHE\tLAST SEEN\tURL\n")
 	var why []string
 	for _, wk := range st.Workers {
 		l := load(wk)
@@ -68,8 +68,8 @@ func writeStatus(w io.Writer, st wire.Status) error {
 		if wk.GoneReason != "" {
 			why = append(why, fmt.Sprintf("%s is %s: %s", term.OneLine(wk.WorkerID), term.OneLine(wk.State), term.OneLine(wk.GoneReason)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", term.OneLine(wk.WorkerID), term.OneLine(wk.HiveID), term.OneLine(wk.Model),
-			term.OneLine(wk.State), l, ago(wk.LastSeenMs), term.OneLine(wk.URL))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", term.OneLine(wk.WorkerID), term.OneLine(wk.HiveID), term.OneLine(wk.Model),
+			term.OneLine(wk.State), l, cacheText(wk.Cache), ago(wk.LastSeenMs), term.OneLine(wk.URL))
 	}
 	if len(st.Workers) == 0 {
 		fmt.Fprintln(tw, "(no workers: start one with `rbee worker spawn -m MODEL`)")
@@ -107,6 +107,14 @@ func load(w wire.WorkerStatus) string {
 		s += fmt.Sprintf(", %d queued", w.QueueLen)
 	}
 	return s
+}
+
+// cacheText is a worker's prompt cache: "3 seqs, 41 MiB, 87% hit".
+func cacheText(c *wire.CacheStats) string {
+	if c == nil {
+		return "off"
+	}
+	return fmt.Sprintf("%d seqs, %s, %.0f%% hit", c.Sequences, term.SizeText(max(c.RAMBytes, 0)), 100*c.HitRate())
 }
 
 func ago(ms int64) string {

@@ -26,7 +26,9 @@ type Result struct {
 	StopReason string
 	TokensIn   int
 	TokensOut  int
-	Timings    wire.Timings
+	// TokensCached is how many of TokensIn the prompt cache served.
+	TokensCached int
+	Timings      wire.Timings
 }
 
 // Run generates on a new sequence of m and calls emit with each text piece.
@@ -54,6 +56,7 @@ func Run(ctx context.Context, m engine.Model, req Request, emit func(text string
 		return res, err
 	}
 	prefilled := time.Now()
+	res.TokensCached = seq.Cached()
 
 	out := textOut{stops: req.Stop}
 	var first, last time.Time

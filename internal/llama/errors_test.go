@@ -86,7 +86,9 @@ func step1(s engine.Sequence, tok engine.Token) *step {
 	return &step{seq: s.(*sequence), toks: []engine.Token{tok}, reply: make(chan error, 1)}
 }
 
-func prefilled(t *testing.T, m *Model, n int) engine.Sequence {
+// prefilled opens a sequence of n copies of tok; sequences of different
+// tokens share no cached prefix.
+func prefilled(t *testing.T, m *Model, n int, tok engine.Token) engine.Sequence {
 	t.Helper()
 	s, err := m.NewSequence(engine.Sampling{})
 	if err != nil {
@@ -95,7 +97,7 @@ func prefilled(t *testing.T, m *Model, n int) engine.Sequence {
 	t.Cleanup(s.Close)
 	toks := make([]engine.Token, n)
 	for i := range toks {
-		toks[i] = 300
+		toks[i] = tok
 	}
 	if err := s.Prefill(context.Background(), toks); err != nil {
 		t.Fatal(err)
@@ -111,7 +113,7 @@ func TestKVCacheFull(t *testing.T) {
 	c := m.Info().CtxSize
 	// The two slots share one cache of 2c cells: one free cell is left for
 	// two tokens in one batch, so the batch fails and each is retried alone.
-	a, b := prefilled(t, m, c), prefilled(t, m, c-1)
+	a, b := prefilled(t, m, c, 300), prefilled(t, m, c-1, 301)
 	sa, sb := step1(a, 300), step1(b, 300)
 	if left := m.evaluate([]*step{sa, sb}); len(left) != 0 {
 		t.Fatalf("%d steps left", len(left))
@@ -139,7 +141,7 @@ func TestKVCacheFull(t *testing.T) {
 // not the one sharing its llama_decode.
 func TestInvalidBatchFailsOnlyItsSequence(t *testing.T) {
 	m := loadSlots(t, 64, 2)
-	a, b := prefilled(t, m, 4), prefilled(t, m, 4)
+	a, b := prefilled(t, m, 4, 300), prefilled(t, m, 4, 301)
 	good, bad := step1(a, 300), step1(b, engine.Token(m.Info().VocabSize))
 	m.evaluate([]*step{bad, good})
 	if err := <-good.reply; err != nil {
@@ -159,7 +161,7 @@ func TestInvalidBatchFailsOnlyItsSequence(t *testing.T) {
 // the same error, since the KV cache may hold half of a batch.
 func TestFatalDecodeFailsEverything(t *testing.T) {
 	m := loadSlots(t, 64, 2)
-	a := prefilled(t, m, 4)
+	a := prefilled(t, m, 4, 300)
 	// llama.cpp offers no way to make llama_decode fail fatally on
 	// purpose: record the failure as decodeEntries would.
 	m.mu.Lock()

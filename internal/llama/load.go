@@ -45,6 +45,10 @@ type Options struct {
 	// Device is where the model runs: "" or "cpu", or a GPU such as
 	// "cuda:0", whose backend library Load loads (LoadBackends) if needed.
 	Device string
+	// CacheRAM is the memory for prompt-cache sequences saved beyond the
+	// slots, in bytes: 0 is DefaultCacheRAM; below 0 the prompt cache is
+	// off and every request evaluates its whole prompt.
+	CacheRAM int64
 	// GPULayers is how many layers go to a GPU Device, counted as
 	// llama.cpp's n_gpu_layers: the blocks, then the output layer. Below
 	// 0: all of them.
@@ -68,10 +72,12 @@ type Model struct {
 	ctx   *C.struct_llama_context
 	info  engine.Info
 
-	mu    sync.Mutex // serialises llama_decode and the shared batch
+	mu    sync.Mutex // serialises llama_decode, the shared batch and the KV cache
 	batch C.struct_llama_batch
 	nb    int
-	free  []C.llama_seq_id
+	slots []slot // by llama.cpp sequence id
+	open  int    // sequences open, placed in a slot or not yet
+	cache promptCache
 	sched scheduler // batches the steps of every open sequence
 	// failed is the fatal DecodeError that broke the context; from then
 	// on every step and NewSequence fails with it.
@@ -198,8 +204,10 @@ func Load(path string, opt Options) (*Model, error) {
 		m.Close()
 		return nil, fmt.Errorf("llama.cpp chose a batch of %d tokens", m.nb)
 	}
-	for i := opt.Slots - 1; i >= 0; i-- {
-		m.free = append(m.free, C.llama_seq_id(i))
+	m.slots = make([]slot, opt.Slots)
+	m.cache.on = opt.CacheRAM >= 0
+	if m.cache.on {
+		m.cache.budget = cmp.Or(opt.CacheRAM, DefaultCacheRAM)
 	}
 	var desc [256]C.char
 	C.llama_model_desc(model, &desc[0], C.size_t(len(desc)))

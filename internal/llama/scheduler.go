@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +26,9 @@ const gatherWait = 2 * time.Millisecond
 type step struct {
 	seq   *sequence
 	toks  []engine.Token
-	done  int             // tokens already evaluated
+	done  int             // tokens already evaluated (or served by the cache)
 	ctx   context.Context // nil: cannot be abandoned
+	place bool            // the sequence's first prompt: it needs a slot
 	reply chan error
 }
 
@@ -149,6 +151,7 @@ func (m *Model) evaluate(steps []*step) (left []*step) {
 		}
 		return nil
 	}
+	steps, left = m.placeAll(steps)
 	var entries []entry
 	n := 0
 	// Next tokens of running sequences first, then prompts.
@@ -174,6 +177,10 @@ func (m *Model) evaluate(steps []*step) (left []*step) {
 		return left
 	}
 	err := m.decodeEntries(entries)
+	// Cached sequences give way to running ones.
+	if errors.Is(err, ErrKVCacheFull) && m.evictIdle() {
+		err = m.decodeEntries(entries)
+	}
 	if err == nil {
 		for _, e := range entries {
 			left = append(left, m.finish(e)...)
@@ -182,6 +189,7 @@ func (m *Model) evaluate(steps []*step) (left []*step) {
 	}
 	if len(entries) == 1 || m.failed != nil {
 		for _, e := range entries {
+			e.st.seq.broken = true
 			e.st.reply <- err
 		}
 		return left
@@ -192,11 +200,13 @@ func (m *Model) evaluate(steps []*step) (left []*step) {
 	// retry on.
 	for _, e := range entries {
 		if m.failed != nil {
+			e.st.seq.broken = true
 			e.st.reply <- m.failed
 			continue
 		}
 		e.last = e.to - e.from - 1
 		if err := m.decodeEntries([]entry{e}); err != nil {
+			e.st.seq.broken = true
 			e.st.reply <- err
 			continue
 		}
@@ -210,6 +220,8 @@ func (m *Model) evaluate(steps []*step) (left []*step) {
 func (m *Model) finish(e entry) []*step {
 	st := e.st
 	st.seq.n += e.to - e.from
+	sl := &m.slots[st.seq.id]
+	sl.toks = append(sl.toks, st.toks[e.from:e.to]...)
 	st.done = e.to
 	if st.done < len(st.toks) {
 		return []*step{st}
@@ -246,3 +258,56 @@ func (m *Model) decodeEntries(entries []entry) error {
 // Decodes counts the llama_decode calls so far: with several sequences
 // generating at once it grows slower than the tokens do.
 func (m *Model) Decodes() int64 { return m.sched.decodes.Load() }
+
+// placeAll gives the steps that start a sequence their slot and cached
+// prefix, in arrival order. A step whose prompt shares a longer prefix with
+// a prompt still being evaluated than with anything cached waits for that
+// evaluation and then copies it, so that requests arriving together with
+// one system prompt evaluate it once. It returns the steps ready to run and
+// those that wait.
+func (m *Model) placeAll(steps []*step) (ready, wait []*step) {
+	for _, st := range steps {
+		if !st.place {
+			ready = append(ready, st)
+			continue
+		}
+		if st.ctx != nil && st.ctx.Err() != nil {
+			st.reply <- st.ctx.Err()
+			continue
+		}
+		if m.cache.on && m.worthWaiting(st, steps) {
+			wait = append(wait, st)
+			continue
+		}
+		st.place = false
+		st.done = m.place(st.seq, st.toks)
+		st.seq.n, st.seq.cached = st.done, st.done
+		ready = append(ready, st)
+	}
+	return ready, wait
+}
+
+// worthWaiting reports whether a placed step still evaluating its prompt
+// will soon hold a longer prefix of st's prompt than the cache does now.
+func (m *Model) worthWaiting(st *step, steps []*step) bool {
+	shared := 0
+	for _, o := range steps {
+		if o == st || o.place || o.done >= len(o.toks) || len(o.toks) == 1 {
+			continue
+		}
+		if n := lcp(o.toks, st.toks); n > o.done {
+			shared = max(shared, n)
+		}
+	}
+	if shared < minReuse {
+		return false
+	}
+	have := 0
+	for j := range m.slots {
+		have = max(have, lcp(m.slots[j].toks, st.toks))
+	}
+	for _, r := range m.cache.ram {
+		have = max(have, lcp(r.toks, st.toks))
+	}
+	return shared >= have+minReuse
+}

@@ -16,35 +16,36 @@ import (
 // ErrNoSlot is returned by NewSequence when every slot holds a sequence.
 var ErrNoSlot = errors.New("no free sequence slot")
 
-// NewSequence implements engine.Model.
+// NewSequence implements engine.Model. The sequence gets its slot when its
+// prompt arrives (the first Prefill), so that the slot can be the one
+// whose cached tokens the prompt continues.
 func (m *Model) NewSequence(s engine.Sampling) (engine.Sequence, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.failed != nil {
 		return nil, m.failed
 	}
-	if len(m.free) == 0 {
+	if m.open >= len(m.slots) {
 		return nil, ErrNoSlot
 	}
-	id := m.free[len(m.free)-1]
-	m.free = m.free[:len(m.free)-1]
-	C.llama_memory_seq_rm(C.llama_get_memory(m.ctx), id, -1, -1)
 	smpl, err := newSampler(m, s)
 	if err != nil {
-		m.free = append(m.free, id)
 		return nil, err
 	}
+	m.open++
 	m.sched.opened(m)
-	return &sequence{m: m, id: id, smpl: smpl}, nil
+	return &sequence{m: m, id: -1, smpl: smpl}, nil
 }
 
 type sequence struct {
-	m      *Model
-	id     C.llama_seq_id
-	smpl   *sampler
-	n      int          // tokens in the KV cache; written by the scheduler
-	next   engine.Token // sampled after the last step; written by the scheduler
+	m    *Model
+	id   C.llama_seq_id // -1 until the first Prefill places it in a slot
+	smpl *sampler
+	// Written by the scheduler:
+	n      int          // tokens in the KV cache
+	next   engine.Token // sampled after the last step
 	cached int          // prompt tokens the cache served
+	broken bool         // a step failed: its slot's cells are not kept
 }
 
 func (s *sequence) Len() int { return s.n }
@@ -59,7 +60,7 @@ func (s *sequence) Prefill(ctx context.Context, prompt []engine.Token) error {
 	if len(prompt) == 0 {
 		return errors.New("empty prompt: nothing to evaluate")
 	}
-	return s.m.sched.submit(s.m, &step{seq: s, toks: prompt, ctx: ctx})
+	return s.m.sched.submit(s.m, &step{seq: s, toks: prompt, ctx: ctx, place: s.id < 0})
 }
 
 func (s *sequence) Sample() engine.Token { return s.next }
@@ -80,8 +81,15 @@ func (s *sequence) Close() {
 	}
 	s.smpl.free()
 	s.smpl = nil
-	C.llama_memory_seq_rm(C.llama_get_memory(m.ctx), s.id, -1, -1)
-	m.free = append(m.free, s.id)
+	if s.id >= 0 {
+		sl := &m.slots[s.id]
+		sl.seq = nil
+		sl.used = m.tick()
+		if !m.cache.on || s.broken || m.failed != nil {
+			m.clearSlot(int(s.id))
+		}
+	}
+	m.open--
 	m.mu.Unlock()
 	m.sched.closed()
 }

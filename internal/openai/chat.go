@@ -39,7 +39,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) error {
 			Logprobs:     null,
 			FinishReason: finishReason(end.StopReason),
 		}},
-		Usage: usage(end.TokensIn, end.TokensOut),
+		Usage: usage(end),
 	})
 	return nil
 }

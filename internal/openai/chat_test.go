@@ -34,7 +34,7 @@ func TestChatCompletion(t *testing.T) {
 	want := ChatCompletion{
 		ID: got.ID, Object: "chat.completion", Created: 1700000000, Model: "alpha",
 		Choices: []ChatChoice{{Message: AssistantReply{Role: "assistant", Content: "Hello!"}, Logprobs: null, FinishReason: "stop"}},
-		Usage:   &Usage{PromptTokens: 7, CompletionTokens: 3, TotalTokens: 10},
+		Usage:   &Usage{PromptTokens: 7, CompletionTokens: 3, TotalTokens: 10, PromptTokensDetails: PromptTokensDetails{CachedTokens: 5}},
 	}
 	if !strings.HasPrefix(got.ID, "chatcmpl-") || !reflect.DeepEqual(got, want) {
 		t.Errorf("answer\n got %+v\nwant %+v", got, want)
@@ -111,7 +111,7 @@ func TestChatStream(t *testing.T) {
 	if f := chunks[3].Choices[0].FinishReason; f == nil || *f != "length" || chunks[3].Choices[0].Delta.Content != nil {
 		t.Errorf("finish chunk %s", evs[3])
 	}
-	if u := chunks[4].Usage; len(chunks[4].Choices) != 0 || u == nil || *u != (Usage{4, 3, 7}) {
+	if u := chunks[4].Usage; len(chunks[4].Choices) != 0 || u == nil || *u != (Usage{PromptTokens: 4, CompletionTokens: 3, TotalTokens: 7, PromptTokensDetails: PromptTokensDetails{CachedTokens: 5}}) {
 		t.Errorf("usage chunk %s", evs[4])
 	}
 	for _, e := range evs[:4] {
@@ -155,7 +155,7 @@ func TestCompletions(t *testing.T) {
 	var got Completion
 	r.decode(t, &got)
 	if !strings.HasPrefix(got.ID, "cmpl-") || got.Object != "text_completion" || len(got.Choices) != 1 ||
-		got.Choices[0].Text != "abcdefg" || *got.Choices[0].FinishReason != "stop" || *got.Usage != (Usage{7, 2, 9}) {
+		got.Choices[0].Text != "abcdefg" || *got.Choices[0].FinishReason != "stop" || *got.Usage != (Usage{PromptTokens: 7, CompletionTokens: 2, TotalTokens: 9, PromptTokensDetails: PromptTokensDetails{CachedTokens: 5}}) {
 		t.Errorf("answer %s", r.body)
 	}
 	c := b.lastCall(t)

@@ -49,7 +49,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	}
 	reason := finishReason(end.StopReason)
 	out := c.chunk(c.echo+text, &reason)
-	out.Usage = usage(end.TokensIn, end.TokensOut)
+	out.Usage = usage(end)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

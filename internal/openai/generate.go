@@ -98,7 +98,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, model string, re
 	if write(c.tail(finishReason(end.StopReason))) != nil {
 		return nil
 	}
-	if includeUsage && write(c.usage(usage(end.TokensIn, end.TokensOut))) != nil {
+	if includeUsage && write(c.usage(usage(end))) != nil {
 		return nil
 	}
 	_ = sw.Done()

@@ -41,7 +41,7 @@ type generateCall struct {
 func newBackend(tokens ...string) *fakeBackend {
 	return &fakeBackend{
 		tokens:  tokens,
-		end:     wire.Event{Type: wire.TypeEnd, StopReason: wire.StopEOS, TokensIn: 7, TokensOut: len(tokens)},
+		end:     wire.Event{Type: wire.TypeEnd, StopReason: wire.StopEOS, TokensIn: 7, TokensCached: 5, TokensOut: len(tokens)},
 		stopped: make(chan error, 1),
 	}
 }

@@ -30,7 +30,8 @@ func TestOfficialClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if chat.Choices[0].Message.Content != "Hi there" || chat.Choices[0].FinishReason != "stop" || chat.Usage.TotalTokens != 9 {
+	if chat.Choices[0].Message.Content != "Hi there" || chat.Choices[0].FinishReason != "stop" || chat.Usage.TotalTokens != 9 ||
+		chat.Usage.PromptTokensDetails.CachedTokens != 5 {
 		t.Errorf("chat: %s", chat.RawJSON())
 	}
 
@@ -46,7 +47,8 @@ func TestOfficialClient(t *testing.T) {
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if acc.Choices[0].Message.Content != "Hi there" || acc.Choices[0].FinishReason != "stop" || acc.Usage.CompletionTokens != 2 {
+	if acc.Choices[0].Message.Content != "Hi there" || acc.Choices[0].FinishReason != "stop" || acc.Usage.CompletionTokens != 2 ||
+		acc.Usage.PromptTokensDetails.CachedTokens != 5 {
 		t.Errorf("accumulated stream: %+v", acc.ChatCompletion)
 	}
 

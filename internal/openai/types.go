@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+
+	"github.com/rbee/rbee/internal/wire"
 )
 
 // chatRequest is the subset of POST /v1/chat/completions that rbee reads.
@@ -85,13 +87,21 @@ func (s *stopList) UnmarshalJSON(b []byte) error {
 
 // Usage counts the tokens of one request.
 type Usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int                 `json:"prompt_tokens"`
+	CompletionTokens    int                 `json:"completion_tokens"`
+	TotalTokens         int                 `json:"total_tokens"`
+	PromptTokensDetails PromptTokensDetails `json:"prompt_tokens_details"`
 }
 
-func usage(in, out int) *Usage {
-	return &Usage{PromptTokens: in, CompletionTokens: out, TotalTokens: in + out}
+// PromptTokensDetails says how many prompt tokens the worker's prompt cache
+// served, as OpenAI reports its own prompt caching.
+type PromptTokensDetails struct {
+	CachedTokens int `json:"cached_tokens"`
+}
+
+func usage(end wire.Event) *Usage {
+	return &Usage{PromptTokens: end.TokensIn, CompletionTokens: end.TokensOut, TotalTokens: end.TokensIn + end.TokensOut,
+		PromptTokensDetails: PromptTokensDetails{CachedTokens: end.TokensCached}}
 }
 
 // ChatCompletion is the answer of a chat completion without stream.

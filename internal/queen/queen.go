@@ -85,6 +85,10 @@ type Options struct {
 	// KeepAlive is how long a worker may sit idle before the queen stops
 	// it through its hive; config.DefaultKeepAlive; negative: never.
 	KeepAlive time.Duration
+	// NoCacheRouting turns off cache-aware routing: without it the next
+	// turn of a conversation goes to the worker that holds its prompt
+	// cache while that worker has a free slot.
+	NoCacheRouting bool
 	// Policy picks the worker for each queued request; MostFreeSlots.
 	Policy Policy
 	// Shutdown is called by POST /v1/shutdown; the daemon then stops.
@@ -153,10 +157,11 @@ func New(opt Options) *Server {
 	s.sched = scheduling.New(scheduling.Options{
 		Workers: s.workers, Jobs: s.jobs, Policy: opt.Policy,
 		MaxQueue: opt.MaxQueue, LoadWait: opt.LoadWait, KeepAlive: opt.KeepAlive, Actor: Actor,
-		Start:       s.startWorker,
-		Stop:        s.stopWorker,
-		WorkerToken: s.workerToken,
-		HTTP:        opt.HTTP, Logger: opt.Logger,
+		NoCacheRouting: opt.NoCacheRouting,
+		Start:          s.startWorker,
+		Stop:           s.stopWorker,
+		WorkerToken:    s.workerToken,
+		HTTP:           opt.HTTP, Logger: opt.Logger,
 	})
 	return s
 }

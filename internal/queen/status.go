@@ -57,7 +57,7 @@ func (s *Server) workerStatus() []wire.WorkerStatus {
 			Slots: w.Slots, Active: w.Active, QueueLen: w.QueueLen,
 			LastSeenMs: now.Sub(w.LastSeen).Milliseconds(),
 			Device:     w.Device, PID: w.PID, GoneReason: w.GoneReason,
-			GPUUse: w.GPUUse,
+			GPUUse: w.GPUUse, Cache: w.Cache,
 		}
 	}
 	return out

@@ -116,11 +116,14 @@ type Timings struct {
 
 // End closes a successful generation.
 type End struct {
-	Type       string  `json:"type"`
-	StopReason string  `json:"stop_reason"`
-	TokensIn   int     `json:"tokens_in"`
-	TokensOut  int     `json:"tokens_out"`
-	Timings    Timings `json:"timings"`
+	Type       string `json:"type"`
+	StopReason string `json:"stop_reason"`
+	TokensIn   int    `json:"tokens_in"`
+	TokensOut  int    `json:"tokens_out"`
+	// TokensCached is how many of TokensIn the worker's prompt cache
+	// served without evaluating them.
+	TokensCached int     `json:"tokens_cached,omitempty"`
+	Timings      Timings `json:"timings"`
 }
 
 // NewEnd builds an end event.
@@ -173,10 +176,11 @@ type Event struct {
 	Unit  string  `json:"unit,omitempty"`
 	Rate  float64 `json:"rate,omitempty"`
 
-	StopReason string   `json:"stop_reason,omitempty"`
-	TokensIn   int      `json:"tokens_in,omitempty"`
-	TokensOut  int      `json:"tokens_out,omitempty"`
-	Timings    *Timings `json:"timings,omitempty"`
+	StopReason   string   `json:"stop_reason,omitempty"`
+	TokensIn     int      `json:"tokens_in,omitempty"`
+	TokensOut    int      `json:"tokens_out,omitempty"`
+	TokensCached int      `json:"tokens_cached,omitempty"`
+	Timings      *Timings `json:"timings,omitempty"`
 
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`

@@ -23,7 +23,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	case TypeProgress:
 		return json.Marshal(Progress{Type: e.Type, Done: e.Done, Total: e.Total, Unit: e.Unit, Rate: e.Rate})
 	case TypeEnd:
-		end := End{Type: e.Type, StopReason: e.StopReason, TokensIn: e.TokensIn, TokensOut: e.TokensOut}
+		end := End{Type: e.Type, StopReason: e.StopReason, TokensIn: e.TokensIn, TokensOut: e.TokensOut, TokensCached: e.TokensCached}
 		if e.Timings != nil {
 			end.Timings = *e.Timings
 		}

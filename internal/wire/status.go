@@ -61,6 +61,7 @@ type WorkerStatus struct {
 	PID        int    `json:"pid,omitempty"`
 	GoneReason string `json:"gone_reason,omitempty"`
 	GPUUse
+	Cache *CacheStats `json:"cache,omitempty"`
 }
 
 // HiveModel is a model of one hive's catalog.

@@ -55,6 +55,27 @@ type Ready struct {
 	Device   string `json:"device,omitempty"`
 	Error    string `json:"error,omitempty"`
 	GPUUse
+	Cache *CacheStats `json:"cache,omitempty"`
+}
+
+// CacheStats describe a worker's prompt cache: the sequences it keeps after
+// their requests end (in idle slots and in RAM) and how much of the prompts
+// it served.
+type CacheStats struct {
+	Sequences    int   `json:"sequences"`
+	Tokens       int   `json:"tokens"`
+	RAMBytes     int64 `json:"ram_bytes"`
+	BudgetBytes  int64 `json:"budget_bytes"`
+	PromptTokens int64 `json:"prompt_tokens"`
+	CachedTokens int64 `json:"cached_tokens"`
+}
+
+// HitRate is the share of prompt tokens the cache served.
+func (c *CacheStats) HitRate() float64 {
+	if c == nil || c.PromptTokens == 0 {
+		return 0
+	}
+	return float64(c.CachedTokens) / float64(c.PromptTokens)
 }
 
 // GPUUse is what a worker on a GPU reports of it once its model is loaded:
@@ -80,4 +101,5 @@ type Heartbeat struct {
 	Device   string `json:"device,omitempty"`
 	PID      int    `json:"pid,omitempty"`
 	GPUUse
+	Cache *CacheStats `json:"cache,omitempty"`
 }

@@ -66,6 +66,6 @@ func (s *Server) sendHeartbeat(ctx context.Context, queen *jobs.Client, state st
 	return queen.Heartbeat(ctx, wire.Heartbeat{
 		WorkerID: s.cfg.WorkerID, HiveID: s.cfg.HiveID, Model: s.cfg.ModelName, URL: s.cfg.URL,
 		State: r.State, Slots: r.Slots, Active: r.Active, QueueLen: r.QueueLen, Device: r.Device, PID: os.Getpid(),
-		GPUUse: r.GPUUse,
+		GPUUse: r.GPUUse, Cache: r.Cache,
 	})
 }

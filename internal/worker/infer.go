@@ -114,7 +114,9 @@ func (s *Server) infer(j *jobs.Job, m engine.Model, req generate.Request, create
 		t.TTFTMs += t.QueueMs
 	}
 	t.TotalMs += t.QueueMs
-	j.Emit(wire.NewEnd(res.StopReason, res.TokensIn, res.TokensOut, t))
+	end := wire.NewEnd(res.StopReason, res.TokensIn, res.TokensOut, t)
+	end.TokensCached = res.TokensCached
+	j.Emit(end)
 	return nil
 }
 

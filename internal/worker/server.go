@@ -199,6 +199,12 @@ func (s *Server) ready() wire.Ready {
 		r.CtxSize, r.Device = info.CtxSize, info.Device
 		r.GPUUse = wire.GPUUse{DeviceName: info.DeviceName, GPULayers: info.GPULayers, DeviceMemoryBytes: info.DeviceMemoryBytes}
 		r.Ready = state == wire.StateReady
+		if c, ok := (*mp).(engine.CacheReporter); ok {
+			if st := c.CacheStats(); st.Enabled {
+				r.Cache = &wire.CacheStats{Sequences: st.Sequences, Tokens: st.Tokens, RAMBytes: st.RAMBytes,
+					BudgetBytes: st.BudgetBytes, PromptTokens: st.PromptTokens, CachedTokens: st.CachedTokens}
+			}
+		}
 		if r.Ready && r.Active >= r.Slots {
 			r.State = wire.StateBusy
 		}

@@ -31,10 +31,33 @@ type Model struct {
 	Slots int
 	// FailDecodeAt makes the n-th Decode of a sequence fail (0: never).
 	FailDecodeAt int
+	// NoCache turns the prompt cache off. With it on, the tokens of closed
+	// sequences are kept (a few, most recent first) and a new prompt
+	// reports the longest prefix it shares with them as cached, as the
+	// llama engine does.
+	NoCache bool
 
 	mu      sync.Mutex
 	open    int
 	decodes int
+	kept    [][]engine.Token
+	stats   engine.CacheStats
+}
+
+// keptMax bounds the fake's cached sequences.
+const keptMax = 8
+
+// CacheStats implements engine.CacheReporter.
+func (m *Model) CacheStats() engine.CacheStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.stats
+	st.Enabled = !m.NoCache
+	st.Sequences = len(m.kept)
+	for _, k := range m.kept {
+		st.Tokens += len(k)
+	}
+	return st
 }
 
 var _ engine.Model = (*Model)(nil)
@@ -96,6 +119,7 @@ func (m *Model) Close() error { return nil }
 type seq struct {
 	m      *Model
 	toks   []engine.Token
+	cached int
 	closed bool
 }
 
@@ -106,8 +130,30 @@ func (s *seq) Prefill(ctx context.Context, prompt []engine.Token) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if len(s.toks) == 0 {
+		s.cached = s.m.lookup(prompt)
+	}
 	s.toks = append(s.toks, prompt...)
 	return nil
+}
+
+// lookup counts prompt and returns how much of it the cache holds.
+func (m *Model) lookup(prompt []engine.Token) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	best := 0
+	if !m.NoCache {
+		for _, k := range m.kept {
+			n := 0
+			for n < len(k) && n < len(prompt) && k[n] == prompt[n] {
+				n++
+			}
+			best = max(best, min(n, len(prompt)-1))
+		}
+	}
+	m.stats.PromptTokens += int64(len(prompt))
+	m.stats.CachedTokens += int64(best)
+	return best
 }
 
 func (s *seq) Sample() engine.Token {
@@ -142,7 +188,10 @@ func (s *seq) Close() {
 	if !s.closed {
 		s.closed = true
 		s.m.open--
+		if !s.m.NoCache && len(s.toks) > 0 {
+			s.m.kept = append([][]engine.Token{s.toks}, s.m.kept[:min(len(s.m.kept), keptMax-1)]...)
+		}
 	}
 }
 
-func (s *seq) Cached() int { return 0 }
+func (s *seq) Cached() int { return s.cached }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rbee/rbee/internal/queen/workers"
@@ -41,6 +42,10 @@ type queue struct {
 	// draining holds the workers being stopped for idleness: they get
 	// nothing more.
 	draining map[string]bool
+	// affinity sends a request where its prompt's prefix was run, before
+	// the policy is asked; nil: off.
+	affinity     *affinity
+	hits, routed atomic.Int64 // AffinityStats
 }
 
 // ticket is one request's place in its model's line.
@@ -53,6 +58,7 @@ type ticket struct {
 	state  ticketState
 	grant  chan grant    // holds at most one grant
 	nudge  chan struct{} // no worker takes requests for it: look why
+	prefix *prefix       // its prompt's keys, for the affinity; nil: none
 }
 
 type ticketState int
@@ -212,10 +218,11 @@ func (q *queue) pumpLocked() {
 	}
 }
 
-// pickLocked asks the policy for a worker for t among those with a free
-// slot. When no worker of t's model takes requests at all, t is nudged:
-// whether to wait for one that loads, start one or give up is for its
-// request to decide.
+// pickLocked finds a worker for t among those with a free slot: the one
+// that ran the longest prefix of its prompt, if the affinity knows one
+// long enough, else the policy's pick. When no worker of t's model takes
+// requests at all, t is nudged: whether to wait for one that loads, start
+// one or give up is for its request to decide.
 func (q *queue) pickLocked(t *ticket) (workers.Worker, bool) {
 	ready, _ := q.reg.Pick(t.filter)
 	if len(ready) == 0 {
@@ -234,10 +241,18 @@ func (q *queue) pickLocked(t *ticket) (workers.Worker, bool) {
 	if len(cands) == 0 {
 		return workers.Worker{}, false
 	}
+	if q.affinity != nil && t.prefix != nil {
+		if w, ok := q.affinity.choose(t.prefix, cands, q.reg); ok {
+			q.hits.Add(1)
+			q.routed.Add(1)
+			return w, true
+		}
+	}
 	w, ok := q.policy.Pick(t.req, cands)
 	if !ok || !slices.ContainsFunc(cands, func(c workers.Worker) bool { return c.WorkerID == w.WorkerID }) {
 		return workers.Worker{}, false
 	}
+	q.routed.Add(1)
 	return w, true
 }
 

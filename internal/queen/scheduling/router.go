@@ -83,19 +83,24 @@ func (s *Scheduler) narrate(r *Routed, action, human, hive, worker string) {
 // protocol and the OpenAI API alike. The request takes its place in its
 // model's queue (or is refused with queue_full when the queue is full),
 // waits there until a worker has a free slot and the Policy gives it one
-// (first in, first out), and runs there; tokens and the end event go to
-// fn. While no worker serves the model, it waits for one that loads, or
-// has one started (see spawnFor), within Options.LoadWait. A worker that
-// turns it away before starting it (its own queue full, or gone) sends it
-// back to its place in the queue. Its timeout_ms bounds all the waiting
-// before it starts (deadline_exceeded); what is left of it goes to the
-// worker, for the worker's own queue.
+// (first in, first out; a worker that ran a long prefix of its prompt
+// before and has a free slot takes it first, see affinity.go), and runs
+// there; tokens and the end event go to fn. While no worker serves the
+// model, it waits for one that loads, or has one started (see spawnFor),
+// within Options.LoadWait. A worker that turns it away before starting it
+// (its own queue full, or gone) sends it back to its place in the queue.
+// Its timeout_ms bounds all the waiting before it starts
+// (deadline_exceeded); what is left of it goes to the worker, for the
+// worker's own queue.
 func (s *Scheduler) Route(ctx context.Context, r *Routed, fn func(wire.Event) error) (wire.Event, error) {
 	r.Queued = time.Now()
 	if ms := r.Inference.TimeoutMs; ms != nil {
 		r.Deadline = r.Queued.Add(time.Duration(*ms) * time.Millisecond)
 	}
 	t := newTicket(&r.Request, r.Filter)
+	if s.queue.affinity != nil {
+		t.prefix = prefixOf(t.model, &r.Inference)
+	}
 	if err := s.queue.add(t); err != nil {
 		return wire.Event{}, err
 	}
@@ -106,7 +111,7 @@ func (s *Scheduler) Route(ctx context.Context, r *Routed, fn func(wire.Event) er
 		if err != nil {
 			return wire.Event{}, err
 		}
-		end, err := s.runOn(ctx, r, g.w, fn)
+		end, err := s.runOn(ctx, r, g.w, s.queue.affinity.follow(t.prefix, g.w, fn))
 		g.release()
 		switch {
 		case errors.Is(err, errWorkerFull):

@@ -40,6 +40,10 @@ type Options struct {
 	KeepAlive time.Duration
 	// Actor names the queen in its narration.
 	Actor string
+	// NoCacheRouting turns cache-aware routing off: every request goes
+	// where the Policy sends it, wherever its prompt's prefix was run
+	// before (see affinity.go). Zero: on.
+	NoCacheRouting bool
 	// Start starts a worker for model (only on hive, when set), narrating
 	// into j and emit; ErrNowhere when no hive can.
 	Start func(ctx context.Context, j *jobs.Job, model, hive string, emit func(wire.Event)) error
@@ -54,9 +58,10 @@ type Options struct {
 
 // Scheduler routes inference requests to workers.
 //
-// Lock order, where locks nest: idle.mu, then queue.mu, then the worker
-// registry's (stopIdle asks the queue while it holds idle.mu; the queue
-// asks the registry, and its Policy, while it holds queue.mu). spawns.mu
+// Lock order, where locks nest: idle.mu, then queue.mu, then the
+// affinity's, then the worker registry's (stopIdle asks the queue while it
+// holds idle.mu; the queue asks the registry, its Policy and the affinity
+// while it holds queue.mu; the affinity asks the registry). spawns.mu
 // is taken alone, or before the job registry's (spawnFor creates the job
 // of a start while it holds it).
 type Scheduler struct {
@@ -82,6 +87,9 @@ func New(opt Options) *Scheduler {
 		queue:   newQueue(opt.Workers, opt.Policy, opt.MaxQueue),
 		closing: make(chan struct{}),
 	}
+	if !opt.NoCacheRouting {
+		s.queue.affinity = newAffinity(affinityKeys)
+	}
 	s.loops.Go(func() { s.queue.watch(s.closing) })
 	if opt.KeepAlive > 0 {
 		s.loops.Go(s.keepAlive)
@@ -99,6 +107,14 @@ func (s *Scheduler) Close() {
 
 // QueueStatus lists the models with requests waiting.
 func (s *Scheduler) QueueStatus() []wire.QueueStatus { return s.queue.status() }
+
+// AffinityStats counts the requests given a worker so far (routed; one
+// that a worker turned away and that went back to the queue counts again)
+// and those of them sent where their prompt's prefix was run before
+// (hits), for the benchmarks and rbee status.
+func (s *Scheduler) AffinityStats() (hits, routed int64) {
+	return s.queue.hits.Load(), s.queue.routed.Load()
+}
 
 // KeepAliveNote tells a person how long a worker started for them stays.
 func (s *Scheduler) KeepAliveNote() string { return KeepAliveNote(s.opt.KeepAlive) }

@@ -61,6 +61,12 @@ func Validate(hb wire.Heartbeat) error {
 	if hb.PID < 0 {
 		return fmt.Errorf("pid must not be negative, got %d", hb.PID)
 	}
+	if c := hb.Cache; c != nil {
+		if c.Sequences < 0 || c.Tokens < 0 || c.RAMBytes < 0 || c.BudgetBytes < 0 || c.PromptTokens < 0 ||
+			c.CachedTokens < 0 || c.CachedTokens > c.PromptTokens {
+			return fmt.Errorf("cache: counts must not be negative, nor cached_tokens above prompt_tokens: %+v", *c)
+		}
+	}
 	return CheckURL(hb.URL)
 }
 
