@@ -57,6 +57,7 @@ bench: build
 	$(GO) run ./bench/openai
 	$(GO) run ./bench/download
 	$(GO) run ./bench/queenload
+	$(GO) run ./bench/chat
 
 clean:
 	rm -rf bin
