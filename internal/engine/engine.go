@@ -22,6 +22,22 @@ type Sampling struct {
 	RepetitionPenalty float32
 	PenaltyLastN      int32
 	Seed              uint32
+	// PresencePenalty and FrequencyPenalty are OpenAI's, over the last
+	// PenaltyLastN generated tokens.
+	PresencePenalty  float32
+	FrequencyPenalty float32
+	// LogitBias is added to the logits of its tokens; -100 or less bans a
+	// token.
+	LogitBias map[Token]float32
+	// Grammar is a GBNF grammar (root rule root) the output must follow;
+	// empty is none. Once it is complete only end-of-generation tokens are
+	// allowed.
+	Grammar string
+	// Logprobs asks for the sampled token's log-probability, and
+	// TopLogprobs (0 to MaxTopLogprobs) for the most likely tokens':
+	// see Sequence's LastLogprobs.
+	Logprobs    bool
+	TopLogprobs int
 }
 
 // ErrContextFull is returned when a sequence has used its whole context, or
@@ -50,6 +66,24 @@ type Info struct {
 	DeviceName        string
 	GPULayers         int
 	DeviceMemoryBytes uint64
+	// ChatTemplate is the GGUF's tokenizer.chat_template (Jinja), "" when
+	// it has none; BOSText and EOSText are its BOS and EOS tokens' text,
+	// as templates use them.
+	ChatTemplate     string
+	BOSText, EOSText string
+}
+
+// SpecialPiecer is implemented by models that can render a control token's
+// text (Piece renders control tokens as nothing): tool-call formats mark
+// calls with such tokens ([TOOL_CALLS], <|python_tag|>).
+type SpecialPiecer interface {
+	SpecialPiece(t Token) ([]byte, error)
+}
+
+// Logprobber is implemented by sequences that report the log-probabilities
+// of their last sampled token, when Sampling.Logprobs asked for them.
+type Logprobber interface {
+	LastLogprobs() TokenLogprobs
 }
 
 // Model is a loaded model. Tokenize, Piece and IsEOG are safe for concurrent

@@ -19,6 +19,16 @@ type Request struct {
 	MaxTokens int
 	Sampling  engine.Sampling
 	Stop      []string
+	// Special renders control tokens as their text (tool-call markers
+	// such as [TOOL_CALLS]) where the model can; they are nothing else.
+	Special bool
+}
+
+// Piece is text to send, with the log-probabilities of the tokens it
+// completes when Sampling.Logprobs asked for them.
+type Piece struct {
+	Text     string
+	Logprobs []wire.TokenLogprob
 }
 
 // Result summarises a finished generation.
@@ -36,7 +46,7 @@ type Result struct {
 // "cancelled" and a nil error. A context that fills up while generating ends
 // it with stop reason "context_limit". emit errors and engine errors (a token
 // the model cannot render, a failed decode) end the run and are returned.
-func Run(ctx context.Context, m engine.Model, req Request, emit func(text string) error) (Result, error) {
+func Run(ctx context.Context, m engine.Model, req Request, emit func(Piece) error) (Result, error) {
 	start := time.Now()
 	res := Result{TokensIn: len(req.Prompt)}
 	if req.MaxTokens < 1 {
@@ -59,11 +69,17 @@ func Run(ctx context.Context, m engine.Model, req Request, emit func(text string
 	res.TokensCached = seq.Cached()
 
 	out := textOut{stops: req.Stop}
+	render := m.Piece
+	if sp, ok := m.(engine.SpecialPiecer); ok && req.Special {
+		render = sp.SpecialPiece
+	}
+	lp, _ := seq.(engine.Logprobber)
+	var pending []wire.TokenLogprob
 	var first, last time.Time
 	stop := func(reason string) (Result, error) {
 		if reason != wire.StopSequence && reason != wire.StopCancelled {
-			if s := out.flush(); s != "" {
-				if err := emit(s); err != nil {
+			if s := out.flush(); s != "" || len(pending) > 0 {
+				if err := emit(Piece{Text: s, Logprobs: pending}); err != nil {
 					return res, err
 				}
 			}
@@ -82,9 +98,12 @@ func Run(ctx context.Context, m engine.Model, req Request, emit func(text string
 		}
 		// An empty piece in place of one the engine cannot render would
 		// hand the client wrong text that looks right.
-		piece, err := m.Piece(tok)
+		piece, err := render(tok)
 		if err != nil {
 			return res, fmt.Errorf("rendering the sampled token: %w", err)
+		}
+		if req.Sampling.Logprobs && lp != nil {
+			pending = append(pending, logprob(m, piece, lp.LastLogprobs()))
 		}
 		last = time.Now()
 		if res.TokensOut == 0 {
@@ -93,9 +112,10 @@ func Run(ctx context.Context, m engine.Model, req Request, emit func(text string
 		res.TokensOut++
 		text, stopped := out.add(piece)
 		if text != "" {
-			if err := emit(text); err != nil {
+			if err := emit(Piece{Text: text, Logprobs: pending}); err != nil {
 				return res, err
 			}
+			pending = nil
 		}
 		if stopped {
 			return stop(wire.StopSequence)
@@ -110,6 +130,27 @@ func Run(ctx context.Context, m engine.Model, req Request, emit func(text string
 			return res, err
 		}
 	}
+}
+
+// logprob is a sampled token's log-probabilities in the API's shape.
+func logprob(m engine.Model, piece []byte, l engine.TokenLogprobs) wire.TokenLogprob {
+	out := wire.TokenLogprob{Token: string(piece), Logprob: float64(l.Chosen.Logprob), Bytes: byteList(piece)}
+	for _, t := range l.Top {
+		p, err := m.Piece(t.Token)
+		if err != nil {
+			continue
+		}
+		out.Top = append(out.Top, wire.TopLogprob{Token: string(p), Logprob: float64(t.Logprob), Bytes: byteList(p)})
+	}
+	return out
+}
+
+func byteList(b []byte) []int {
+	out := make([]int, len(b))
+	for i, c := range b {
+		out[i] = int(c)
+	}
+	return out
 }
 
 func timings(start, prefilled, first, last time.Time, r Result) wire.Timings {

@@ -17,7 +17,8 @@ func run(t *testing.T, m *fake.Model, ctx context.Context, prompt string, maxTok
 	t.Helper()
 	toks, _ := m.Tokenize(prompt)
 	var pieces []string
-	res, err := Run(ctx, m, Request{Prompt: toks, MaxTokens: maxTokens, Stop: stop}, func(s string) error {
+	res, err := Run(ctx, m, Request{Prompt: toks, MaxTokens: maxTokens, Stop: stop}, func(p Piece) error {
+		s := p.Text
 		if !utf8.ValidString(s) {
 			t.Errorf("piece %q is not valid UTF-8", s)
 		}
@@ -77,7 +78,7 @@ func TestCancelStopsWithinOneToken(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	toks, _ := m.Tokenize("a")
 	n := 0
-	res, err := Run(ctx, m, Request{Prompt: toks, MaxTokens: 1000}, func(string) error {
+	res, err := Run(ctx, m, Request{Prompt: toks, MaxTokens: 1000}, func(Piece) error {
 		n++
 		if n == 3 {
 			cancel()
@@ -154,8 +155,8 @@ func TestPieceErrorEndsRun(t *testing.T) {
 	m := badPiece{Model: &fake.Model{}, bad: engine.Token(testmodel.CharToken('f'))}
 	toks, _ := m.Tokenize("abc")
 	var got strings.Builder
-	res, err := Run(context.Background(), m, Request{Prompt: toks, MaxTokens: 100}, func(s string) error {
-		got.WriteString(s)
+	res, err := Run(context.Background(), m, Request{Prompt: toks, MaxTokens: 100}, func(p Piece) error {
+		got.WriteString(p.Text)
 		return nil
 	})
 	if !errors.Is(err, errRender) {

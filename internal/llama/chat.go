@@ -12,6 +12,22 @@ import (
 	"github.com/rbee/rbee/internal/engine"
 )
 
+// templateInfo records the model's chat template and the text of its BOS
+// and EOS tokens.
+func (m *Model) templateInfo() {
+	if tmpl := C.llama_model_chat_template(m.model, nil); tmpl != nil {
+		m.info.ChatTemplate = C.GoString(tmpl)
+	}
+	text := func(t C.llama_token) string {
+		if t < 0 || int(t) >= m.info.VocabSize {
+			return ""
+		}
+		return C.GoString(C.llama_vocab_get_text(m.vocab, t))
+	}
+	m.info.BOSText = text(C.llama_vocab_bos(m.vocab))
+	m.info.EOSText = text(C.llama_vocab_eos(m.vocab))
+}
+
 // ChatPrompt renders msgs with the model's GGUF chat template. llama.cpp
 // recognises the common templates by their text; a model without one, or
 // with one llama.cpp does not know, gets engine.PlainChat.

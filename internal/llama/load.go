@@ -163,6 +163,7 @@ func Load(path string, opt Options) (*Model, error) {
 	if opt.VocabOnly {
 		m := &Model{model: model, vocab: C.llama_model_get_vocab(model)}
 		m.info = engine.Info{Path: path, CtxTrain: ctxTrain, VocabSize: int(C.llama_vocab_n_tokens(m.vocab))}
+		m.templateInfo()
 		return m, nil
 	}
 	if opt.CtxSize <= 0 {
@@ -221,6 +222,7 @@ func Load(path string, opt Options) (*Model, error) {
 		SizeBytes:   uint64(C.llama_model_size(model)),
 		Device:      dev.String(),
 	}
+	m.templateInfo()
 	if gpu != nil {
 		m.info.DeviceName = gpu.Description
 		m.info.GPULayers = min(int(mp.n_gpu_layers), int(C.llama_model_n_layer(model))+1)
@@ -268,19 +270,24 @@ func (m *Model) Tokenize(text string) ([]engine.Token, error) {
 }
 
 // Piece implements engine.Model.
-func (m *Model) Piece(t engine.Token) ([]byte, error) {
+func (m *Model) Piece(t engine.Token) ([]byte, error) { return m.piece(t, false) }
+
+// SpecialPiece implements engine.SpecialPiecer.
+func (m *Model) SpecialPiece(t engine.Token) ([]byte, error) { return m.piece(t, true) }
+
+func (m *Model) piece(t engine.Token, special bool) ([]byte, error) {
 	// llama.cpp looks the token up with std::vector::at: out of range, it
 	// throws through the C API and the process aborts.
 	if t < 0 || int(t) >= m.info.VocabSize {
 		return nil, fmt.Errorf("token %d is outside the vocabulary of %d tokens", t, m.info.VocabSize)
 	}
 	var buf [64]C.char
-	n := C.llama_token_to_piece(m.vocab, C.llama_token(t), &buf[0], C.int32_t(len(buf)), 0, false)
+	n := C.llama_token_to_piece(m.vocab, C.llama_token(t), &buf[0], C.int32_t(len(buf)), 0, C.bool(special))
 	if n >= 0 {
 		return C.GoBytes(unsafe.Pointer(&buf[0]), n), nil
 	}
 	big := make([]byte, -n)
-	got := C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&big[0])), C.int32_t(len(big)), 0, false)
+	got := C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&big[0])), C.int32_t(len(big)), 0, C.bool(special))
 	if got < 0 {
 		return nil, fmt.Errorf("llama_token_to_piece asked for %d bytes for token %d, then for %d", -n, t, -got)
 	}

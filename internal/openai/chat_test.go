@@ -33,7 +33,7 @@ func TestChatCompletion(t *testing.T) {
 	r.decode(t, &got)
 	want := ChatCompletion{
 		ID: got.ID, Object: "chat.completion", Created: 1700000000, Model: "alpha",
-		Choices: []ChatChoice{{Message: AssistantReply{Role: "assistant", Content: "Hello!"}, Logprobs: null, FinishReason: "stop"}},
+		Choices: []ChatChoice{{Message: AssistantReply{Role: "assistant", Content: ptr("Hello!")}, FinishReason: "stop"}},
 		Usage:   &Usage{PromptTokens: 7, CompletionTokens: 3, TotalTokens: 10, PromptTokensDetails: PromptTokensDetails{CachedTokens: 5}},
 	}
 	if !strings.HasPrefix(got.ID, "chatcmpl-") || !reflect.DeepEqual(got, want) {
@@ -50,15 +50,17 @@ func TestChatCompletion(t *testing.T) {
 	wantReq := wire.InferenceRequest{
 		Messages: []wire.ChatMessage{
 			{Role: "system", Content: "Be brief."},
-			{Role: "user", Content: "Say hello"},
+			{Role: "user", Content: "Say hello", Name: "ann"},
 			{Role: "assistant", Content: ""},
 			{Role: "user", Content: "again"},
 		},
-		MaxTokens:   ptr(5), // max_completion_tokens wins over the older max_tokens
-		Temperature: ptr(0.0),
-		TopK:        ptr(1), // top_p 0 leaves only the most likely token
-		Seed:        ptr(uint32(2)),
-		Stop:        []string{"\n"},
+		MaxTokens:        ptr(5), // max_completion_tokens wins over the older max_tokens
+		Temperature:      ptr(0.0),
+		TopK:             ptr(1), // top_p 0 leaves only the most likely token
+		Seed:             ptr(uint32(2)),
+		Stop:             []string{"\n"},
+		FrequencyPenalty: ptr(0.5),
+		LogitBias:        map[string]float64{"1": 2},
 	}
 	if c.model != "alpha" || !reflect.DeepEqual(c.req, wantReq) {
 		t.Errorf("worker request\n got %s %s\nwant %s", c.model, js(c.req), js(wantReq))

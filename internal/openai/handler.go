@@ -11,6 +11,7 @@
 package openai
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rbee/rbee/internal/apikeys"
@@ -124,21 +126,18 @@ func (s *Server) only(r *http.Request, method string, serve func() error) error 
 	return serve()
 }
 
-// decode reads a JSON request body. Unknown fields are tolerated: OpenAI
-// clients send many that rbee has no use for.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
-	dec := json.NewDecoder(body)
-	err := dec.Decode(v)
+// decode reads a JSON request body into v, and refuses the fields of
+// refused that it holds. Unknown fields are tolerated: OpenAI clients and
+// SDKs add their own.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, refused map[string]refusal) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBody))
 	if err == nil {
-		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
-			err = terr
-			if err == nil {
-				err = errors.New("trailing data after the JSON object")
-			}
-		}
+		err = decodeJSON(body, v)
 	}
 	if err == nil {
+		if e := checkFields(body, refused); e != nil {
+			return e
+		}
 		return nil
 	}
 	var (
@@ -153,9 +152,36 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	case httpapi.IsTimeout(err):
 		return wire.Errorf(wire.CodeRequestTimeout, "the request body did not arrive in time")
 	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return badParam(typeErr.Field, "%s must be %s, not a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		// Fields of an embedded struct come prefixed with its name.
+		field := strings.TrimPrefix(typeErr.Field, "sampler.")
+		return badParam(field, "%s must be %s, not a JSON %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	}
+	var fe fieldError
+	if errors.As(err, &fe) {
+		return badParam(fe.field, "%s", fe.msg)
 	}
 	return wire.Errorf(wire.CodeInvalidJSON, "the request body is not valid JSON: %v", err)
+}
+
+// fieldError is a field whose value has the wrong shape, found by a
+// field's own UnmarshalJSON.
+type fieldError struct{ field, msg string }
+
+func (e fieldError) Error() string { return e.msg }
+
+// decodeJSON decodes one JSON value, with nothing after it.
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = terr
+			if err == nil {
+				err = errors.New("trailing data after the JSON object")
+			}
+		}
+	}
+	return err
 }
 
 func jsonKind(goKind string) string {

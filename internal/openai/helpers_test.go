@@ -28,6 +28,9 @@ type fakeBackend struct {
 	block   bool  // after the tokens, wait until ctx ends
 	models  []Model
 	stopped chan error // with block: what ended the wait
+	// script, when set, gives the token events of a request (instead of
+	// tokens) and its stop reason ("": end's).
+	script func(req wire.InferenceRequest) ([]wire.Event, string)
 
 	mu    sync.Mutex
 	calls []generateCall
@@ -52,6 +55,24 @@ func (b *fakeBackend) Generate(ctx context.Context, model string, req wire.Infer
 	b.mu.Lock()
 	b.calls = append(b.calls, generateCall{model, req})
 	b.mu.Unlock()
+	if b.script != nil {
+		evs, stop := b.script(req)
+		end := b.end
+		end.TokensOut = len(evs)
+		if stop != "" {
+			end.StopReason = stop
+		}
+		for _, e := range evs {
+			e.Type = wire.TypeToken
+			if err := fn(e); err != nil {
+				return wire.Event{}, err
+			}
+		}
+		if err := fn(end); err != nil {
+			return wire.Event{}, err
+		}
+		return end, nil
+	}
 	for i, t := range b.tokens {
 		if b.err != nil && i == b.errAt {
 			return wire.Event{}, b.err

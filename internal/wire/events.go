@@ -23,6 +23,8 @@ const (
 	StopSequence     = "stop_sequence"
 	StopCancelled    = "cancelled"
 	StopContextLimit = "context_limit"
+	// StopToolCalls: the model called tools, and the answer is the calls.
+	StopToolCalls = "tool_calls"
 )
 
 // StreamEvent is an event value that knows its own type, so that emitting
@@ -70,11 +72,17 @@ func NewNarration(actor, action, human string) Narration {
 	return Narration{Type: TypeNarration, Actor: actor, Action: action, Human: human}
 }
 
-// Token is one piece of generated text; I counts pieces from 0.
+// Token is one piece of generated text; I counts pieces from 0. Generated
+// text is the answer (T), reasoning (R: what a reasoning model wrote inside
+// its <think> block) or a piece of a tool call (Call); Logprobs, when the
+// request asked for them, are those of the tokens this piece completed.
 type Token struct {
-	Type string `json:"type"`
-	T    string `json:"t"`
-	I    int    `json:"i"`
+	Type     string         `json:"type"`
+	T        string         `json:"t"`
+	I        int            `json:"i"`
+	R        string         `json:"r,omitempty"`
+	Call     *ToolCallDelta `json:"call,omitempty"`
+	Logprobs []TokenLogprob `json:"logprobs,omitempty"`
 }
 
 // NewToken builds a token event.
@@ -166,8 +174,11 @@ type Event struct {
 	HiveID   string `json:"hive_id,omitempty"`
 	WorkerID string `json:"worker_id,omitempty"`
 
-	T string `json:"t,omitempty"`
-	I int    `json:"i,omitempty"`
+	T        string         `json:"t,omitempty"`
+	I        int            `json:"i,omitempty"`
+	R        string         `json:"r,omitempty"`
+	Call     *ToolCallDelta `json:"call,omitempty"`
+	Logprobs []TokenLogprob `json:"logprobs,omitempty"`
 
 	Data json.RawMessage `json:"data,omitempty"`
 

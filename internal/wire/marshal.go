@@ -10,7 +10,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	case TypeNarration:
 		return json.Marshal(Narration{Type: e.Type, Actor: e.Actor, Action: e.Action, Human: e.Human, JobID: e.JobID, HiveID: e.HiveID, WorkerID: e.WorkerID})
 	case TypeToken:
-		return json.Marshal(Token{Type: e.Type, T: e.T, I: e.I})
+		return json.Marshal(Token{Type: e.Type, T: e.T, I: e.I, R: e.R, Call: e.Call, Logprobs: e.Logprobs})
 	case TypeResult:
 		data := e.Data
 		if data == nil {

@@ -18,12 +18,34 @@ type InferenceRequest struct {
 	// TimeoutMs bounds how long the request may wait for a free slot
 	// before it starts; past it the request fails with deadline_exceeded.
 	TimeoutMs *int `json:"timeout_ms,omitempty"`
+
+	PresencePenalty  *float64 `json:"presence_penalty,omitempty"`
+	FrequencyPenalty *float64 `json:"frequency_penalty,omitempty"`
+	// LogitBias maps token ids (decimal strings, as OpenAI sends them) to
+	// a bias from -100 (banned) to 100.
+	LogitBias map[string]float64 `json:"logit_bias,omitempty"`
+	// Logprobs asks for each generated token's log-probability, and
+	// TopLogprobs (0 to 20) for that many likeliest tokens at each place.
+	Logprobs    bool `json:"logprobs,omitempty"`
+	TopLogprobs *int `json:"top_logprobs,omitempty"`
+	// ResponseFormat constrains the output to JSON while sampling.
+	ResponseFormat *ResponseFormat `json:"response_format,omitempty"`
+	// Tools the model may call (chat messages only), and whether it must.
+	Tools      []Tool      `json:"tools,omitempty"`
+	ToolChoice *ToolChoice `json:"tool_choice,omitempty"`
+	// ReasoningEffort is passed to chat templates that read it.
+	ReasoningEffort string `json:"reasoning_effort,omitempty"`
 }
 
-// ChatMessage is one turn of a conversation.
+// ChatMessage is one turn of a conversation: content, and for an assistant
+// its reasoning and tool calls, for a tool result the call it answers.
 type ChatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role             string     `json:"role"`
+	Content          string     `json:"content"`
+	ReasoningContent string     `json:"reasoning_content,omitempty"`
+	ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID       string     `json:"tool_call_id,omitempty"`
+	Name             string     `json:"name,omitempty"`
 }
 
 // JobCreated answers a POST that created a job (worker inference or daemon job).

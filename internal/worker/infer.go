@@ -24,7 +24,7 @@ func (s *Server) submit(req wire.InferenceRequest) (*jobs.Job, error) {
 		return nil, &wire.Error{Code: wire.CodeNotReady,
 			Message: "the model is not loaded (state " + state + ")", RetryAfter: 1}
 	}
-	greq, err := prepare(*mp, req, randv2.Uint32)
+	greq, parse, err := prepare(*mp, s.chat.Load(), req, randv2.Uint32)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +38,7 @@ func (s *Server) submit(req wire.InferenceRequest) (*jobs.Job, error) {
 	}
 	created := time.Now()
 	j, err := s.jobs.Create(inferOp, func(j *jobs.Job) error {
-		return s.infer(j, *mp, greq, created, timeout)
+		return s.infer(j, *mp, greq, parse, created, timeout)
 	}, jobs.CreateOptions{CancelWhenUnwatched: true, QuietCancel: true})
 	if err != nil {
 		s.waiting.Add(-1)
@@ -65,7 +65,7 @@ func (s *Server) enqueue() bool {
 // most timeout, when set), then generates. Every way it ends is the job's
 // terminal event: end (stop_reason cancelled when the job was cancelled,
 // by DELETE, a dropped stream or shutdown), or an error.
-func (s *Server) infer(j *jobs.Job, m engine.Model, req generate.Request, created time.Time, timeout time.Duration) error {
+func (s *Server) infer(j *jobs.Job, m engine.Model, req generate.Request, parse *parsing, created time.Time, timeout time.Duration) error {
 	ctx := j.Context()
 	var expired <-chan time.Time
 	if timeout > 0 {
@@ -99,14 +99,13 @@ func (s *Server) infer(j *jobs.Job, m engine.Model, req generate.Request, create
 		s.release()
 		s.nudge()
 	}()
-	i := 0
-	res, err := generate.Run(ctx, m, req, func(text string) error {
-		j.Emit(wire.NewToken(text, i))
-		i++
-		return nil
-	})
+	out := newOutput(j, parse)
+	res, err := generate.Run(ctx, m, req, out.piece)
 	if err != nil {
 		return s.failure(err)
+	}
+	if out.finish() && res.StopReason == wire.StopEOS {
+		res.StopReason = wire.StopToolCalls
 	}
 	t := res.Timings
 	t.QueueMs = float64(queued.Microseconds()) / 1000

@@ -63,6 +63,7 @@ type Server struct {
 	cfg   Config
 	load  loadState
 	model atomic.Pointer[engine.Model]
+	chat  atomic.Pointer[chat] // the loaded model's chat template
 	jobs  *jobs.Registry
 	gate  httpapi.Gate
 	// slots holds a token per generation running; generations wait their
@@ -165,10 +166,11 @@ func (s *Server) Run(ctx context.Context) error {
 		s.nudge()
 		return err
 	}
-	s.model.Store(&m)
-	s.load.set(s.cfg.ModelSize, wire.StateReady, "")
 	info := m.Info()
 	slog.Info("model loaded", "in", time.Since(start).Round(time.Millisecond), "model", info.Description, "ctx", info.CtxSize, "slots", s.cfg.Slots)
+	s.chat.Store(newChat(info))
+	s.model.Store(&m)
+	s.load.set(s.cfg.ModelSize, wire.StateReady, "")
 	s.nudge()
 
 	<-ctx.Done()
