@@ -47,6 +47,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckFileName$$' -fuzztime $(FUZZTIME) ./internal/hf
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSHA256$$' -fuzztime $(FUZZTIME) ./internal/download
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSSHConfig$$' -fuzztime $(FUZZTIME) ./internal/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/chattemplate
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./internal/chattemplate
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/toolcall
+	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) ./internal/toolcall
+	$(GO) test -run '^$$' -fuzz '^FuzzScanner$$' -fuzztime $(FUZZTIME) ./internal/toolcall
+	$(GO) test -run '^$$' -fuzz '^FuzzFromSchema$$' -fuzztime $(FUZZTIME) ./internal/grammar
+	$(GO) test -run '^$$' -fuzz '^FuzzPrefixText$$' -fuzztime $(FUZZTIME) ./internal/queen/scheduling
 
 # Every benchmark that runs without root or a GPU, each printing its table
 # (bench/ssh needs root for its test host; bench/gpu/run.sh a GPU machine).

@@ -33,7 +33,7 @@ func TestChatCompletion(t *testing.T) {
 	r.decode(t, &got)
 	want := ChatCompletion{
 		ID: got.ID, Object: "chat.completion", Created: 1700000000, Model: "alpha",
-		Choices: []ChatChoice{{Message: AssistantReply{Role: "assistant", Content: ptr("Hello!")}, FinishReason: "stop"}},
+		Choices: []ChatChoice{{Message: AssistantReply{Role: "assistant", Content: "Hello!"}, FinishReason: "stop"}},
 		Usage:   &Usage{PromptTokens: 7, CompletionTokens: 3, TotalTokens: 10, PromptTokensDetails: PromptTokensDetails{CachedTokens: 5}},
 	}
 	if !strings.HasPrefix(got.ID, "chatcmpl-") || !reflect.DeepEqual(got, want) {
@@ -133,7 +133,7 @@ func (r reply) String() string { return string(r.body) }
 
 func TestFinishReasons(t *testing.T) {
 	for stop, want := range map[string]string{
-		wire.StopEOS: "stop", wire.StopSequence: "stop", wire.StopMaxTokens: "length", wire.StopContextLimit: "length",
+		wire.StopEOS: "stop", wire.StopSequence: "stop", wire.StopMaxTokens: "length", wire.StopContextLimit: "length", wire.StopToolCalls: "tool_calls",
 	} {
 		b := newBackend("x")
 		b.end.StopReason = stop

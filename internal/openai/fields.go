@@ -39,6 +39,11 @@ var textOnly = func(v json.RawMessage) bool {
 	return json.Unmarshal(v, &m) == nil && (len(m) == 0 || len(m) == 1 && m[0] == "text")
 }
 
+// equals allows one JSON value (one that asks for nothing).
+func equals(want string) func(json.RawMessage) bool {
+	return func(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == want }
+}
+
 // chatRefused are OpenAI's chat fields rbee refuses, and fields of
 // /v1/completions sent to chat.
 var chatRefused = map[string]refusal{
@@ -50,9 +55,9 @@ var chatRefused = map[string]refusal{
 	"function_call":      {"function_call is deprecated and not supported: use tool_choice", nil},
 	"verbosity":          {"verbosity is not supported: rbee models have no verbosity setting", nil},
 	"prompt":             {"prompt is a field of /v1/completions: chat takes messages", nil},
-	"echo":               {"echo is a field of /v1/completions", nil},
-	"best_of":            {"best_of is a field of /v1/completions", nil},
-	"suffix":             {"suffix is a field of /v1/completions", nil},
+	"echo":               {"echo is a field of /v1/completions", equals("false")},
+	"best_of":            {"best_of is a field of /v1/completions", equals("1")},
+	"suffix":             {"suffix is a field of /v1/completions", equals(`""`)},
 }
 
 // completionRefused are fields of chat sent to /v1/completions: each asks

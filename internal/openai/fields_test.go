@@ -2,7 +2,10 @@ package openai
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -156,6 +159,68 @@ func TestRefusedFields(t *testing.T) {
 		}
 		if b.callCount() != 0 {
 			t.Errorf("%s: the backend was called", tc.body)
+		}
+	}
+}
+
+// Whatever a client sends, the API answers 200 or a 4xx in OpenAI's shape
+// and never fails inside.
+func FuzzRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":{"type":"function","function":{"name":"f"}}}`,
+		`{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":{"a":1}}}]},{"role":"tool","tool_call_id":"c","content":[{"type":"text","text":"x"}]}]}`,
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"array","items":{"enum":[1,"a"]}}}},"logprobs":true,"top_logprobs":3,"logit_bias":{"1":-100}}`,
+		`{"model":"m","prompt":["a","b"],"logprobs":2,"echo":true,"stream":true}`,
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"parallel_tool_calls":false,"modalities":["text"]}`,
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	b := newBackend()
+	b.script = weatherScript
+	s := New(Options{Backend: b, Logger: slog.New(slog.DiscardHandler)})
+	f.Fuzz(func(t *testing.T, body string, completions bool) {
+		path := "/v1/chat/completions"
+		if completions {
+			path = "/v1/completions"
+		}
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.RemoteAddr = "127.0.0.1:1234"
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		switch {
+		case w.Code == http.StatusOK:
+		case w.Code >= 400 && w.Code < 500:
+			var eb errorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil || eb.Error.Message == "" {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+		default:
+			t.Fatalf("%s: %d %s", body, w.Code, w.Body)
+		}
+	})
+}
+
+// The README lists every field the API ignores on purpose or refuses.
+func TestFieldsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Skip(err)
+	}
+	section := string(readme)
+	if i := strings.Index(section, "## The OpenAI-compatible API"); i >= 0 {
+		section = section[i:]
+	}
+	for _, m := range []map[string]refusal{chatRefused, completionRefused} {
+		for k := range m {
+			if !strings.Contains(section, "`"+k+"`") {
+				t.Errorf("README does not name the refused field %s", k)
+			}
+		}
+	}
+	for k := range ignoredFields {
+		if !strings.Contains(section, "`"+k+"`") {
+			t.Errorf("README does not list the ignored field %s", k)
 		}
 	}
 }

@@ -241,7 +241,7 @@ func TestJSONSchemaOutput(t *testing.T) {
 func TestLogprobs(t *testing.T) {
 	b := newBackend()
 	b.script = func(wire.InferenceRequest) ([]wire.Event, string) {
-		return []wire.Event{{T: "ab", Logprobs: append(lp("a", -1), lp("b", -2)...)}, {Logprobs: lp("é", -3)[:1]}, {T: "é"}}, ""
+		return []wire.Event{{T: "ab", Logprobs: append(lp("a", -1), lp("b", -2)...)}, {Logprobs: []wire.TokenLogprob{{Token: "é", Logprob: -3}}}, {T: "é"}}, ""
 	}
 	a := newAPI(t, b, nil)
 	c := sdkClient(a)

@@ -184,13 +184,27 @@ type ChatChoice struct {
 // AssistantReply is the generated message.
 type AssistantReply struct {
 	Role string `json:"role"` // "assistant"
-	// Content is null when the answer is only tool calls.
-	Content *string `json:"content"`
+	// Content is written as null when the answer is only tool calls.
+	Content string `json:"content"`
 	// ReasoningContent is what a reasoning model thought (its <think>
 	// block), as DeepSeek's and vLLM's APIs name it.
 	ReasoningContent string          `json:"reasoning_content,omitempty"`
 	ToolCalls        []wire.ToolCall `json:"tool_calls,omitempty"`
 	Refusal          *string         `json:"refusal"` // always null
+}
+
+// MarshalJSON writes content null when the answer is only tool calls, as
+// OpenAI does.
+func (m AssistantReply) MarshalJSON() ([]byte, error) {
+	type plain AssistantReply
+	out := struct {
+		plain
+		Content *string `json:"content"`
+	}{plain: plain(m)}
+	if m.Content != "" || len(m.ToolCalls) == 0 {
+		out.Content = &m.Content
+	}
+	return json.Marshal(out)
 }
 
 // ChatLogprobs are the log-probabilities of a chat answer's tokens.

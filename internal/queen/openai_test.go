@@ -64,7 +64,7 @@ func TestAPIRoutesToWorker(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 	req := w.LastRequest()
-	if req.Prompt != "" || len(req.Messages) != 1 || req.Messages[0] != (wire.ChatMessage{Role: "user", Content: "abc"}) {
+	if req.Prompt != "" || len(req.Messages) != 1 || req.Messages[0].Role != "user" || req.Messages[0].Content != "abc" {
 		t.Errorf("worker request %+v", req)
 	}
 	// The job protocol stays where it was.
