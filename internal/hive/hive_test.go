@@ -443,8 +443,10 @@ func TestStopOnSignalStopsWorkers(t *testing.T) {
 }
 
 func TestSpawnTimeouts(t *testing.T) {
+	// Long enough for the silent worker, a fresh process, to have written
+	// its line on a loaded machine, which 300 ms was not.
 	h := startHive(t, func(c *Config) {
-		c.ListenTimeout = 300 * time.Millisecond
+		c.ListenTimeout = 2 * time.Second
 		c.LoadStall = 300 * time.Millisecond
 	})
 	for _, name := range []string{modelSilent, modelSlow} {
