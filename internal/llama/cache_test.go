@@ -222,3 +222,22 @@ func TestCacheBounded(t *testing.T) {
 	}
 	t.Logf("after 300 requests: %+v, at most %d sequences cached", st, maxSeqs)
 }
+
+// When llama.cpp finds no room for a batch, the scheduler empties the idle
+// slots (saving them to RAM) and retries: cached sequences give way to
+// running ones, and come back from RAM later.
+func TestEvictIdleForRunning(t *testing.T) {
+	m := loadCache(t, filepath.Join(sharedModels, "stories260K.gguf"), 2, 0)
+	prompt := words(t, m, 1, 60)
+	out, _ := run(t, m, prompt, 8, engine.Sampling{})
+	m.mu.Lock()
+	freed := m.evictIdle()
+	m.mu.Unlock()
+	if st := m.CacheStats(); !freed || st.RAMBytes == 0 || st.Sequences != 1 {
+		t.Fatalf("after evicting: freed %v, %+v", freed, st)
+	}
+	next := cat(prompt, out[:len(out)-1], words(t, m, 2, 5))
+	if _, cached := run(t, m, next, 1, engine.Sampling{}); cached != len(prompt)+len(out)-1 {
+		t.Errorf("%d cached after the restore, want %d", cached, len(prompt)+len(out)-1)
+	}
+}
