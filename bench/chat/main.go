@@ -40,6 +40,7 @@ var (
 	convs   = flag.Int("convs", 16, "conversations interleaved over one worker")
 	slots   = flag.Int("slots", 4, "slots of the worker the conversations share")
 	offN    = flag.Int("off-convs", 4, "conversations measured with the cache off at the last turn (each costs a whole prompt)")
+	parts   = flag.String("parts", "one,crossover,interleaved,routing", "which parts to run")
 	fleet   = flag.String("fleet-model", filepath.Join("..", "shared", "models", "stories260K.gguf"), "model of the two-worker queen part (text must survive detokenizing and tokenizing again)")
 )
 
@@ -54,10 +55,15 @@ func main() {
 	fmt.Printf("model %s, %d threads, load average %s\n", filepath.Base(*model), *threads, strings.Join(strings.Fields(string(load))[:3], " "))
 	ctx := *system + *turns*(*user+*gen) + 64
 
-	oneConversation(*model, ctx)
-	crossover(*model)
-	interleaved(*model, ctx)
-	routing(*fleet)
+	run := func(part string, f func()) {
+		if slices.Contains(strings.Split(*parts, ","), part) {
+			f()
+		}
+	}
+	run("one", func() { oneConversation(*model, ctx) })
+	run("crossover", func() { crossover(*model) })
+	run("interleaved", func() { interleaved(*model, ctx) })
+	run("routing", func() { routing(*fleet) })
 }
 
 func loadModel(path string, ctx, slots int, cacheRAM int64) *llama.Model {

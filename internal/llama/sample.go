@@ -4,7 +4,14 @@ package llama
 #cgo LDFLAGS: -lm
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "bridge.h"
+
+static void rbee_swap(llama_token_data *a, llama_token_data *b) {
+	llama_token_data t = *a;
+	*a = *b;
+	*b = t;
+}
 
 static void rbee_fill(llama_token_data *cur, const float *logits, int n) {
 	for (int i = 0; i < n; i++) {
@@ -80,11 +87,6 @@ static int rbee_filter(struct llama_sampler *grammar, const struct llama_vocab *
 	return any;
 }
 
-static void rbee_swap(llama_token_data *a, llama_token_data *b) {
-	llama_token_data t = *a;
-	*a = *b;
-	*b = t;
-}
 
 // rbee_select moves the k largest logits of d[0..n) to its front (in no
 // order): quickselect, linear on average.
@@ -107,23 +109,119 @@ static void rbee_select(llama_token_data *d, size_t n, size_t k) {
 	}
 }
 
+// rbee_prefix holds, for a grammar sampler, the first two bytes of every
+// token's piece and a token for each single byte: a token can only be
+// allowed when the grammar allows its first byte, and its first two, so
+// probing the bytes prunes the vocabulary before the grammar runs over it.
+typedef struct {
+	unsigned short *first2; // b0 << 8 | b1
+	unsigned char *len;     // piece length, at most 2; 255: unknown
+	unsigned char *eog;
+	llama_token byte_tok[256]; // -1: none
+	unsigned char ok1[256];
+	unsigned char deep[256];
+	unsigned char ok2[256][256];
+} rbee_prefix;
+
+static rbee_prefix *rbee_prefix_new(const struct llama_vocab *vocab, int n) {
+	rbee_prefix *p = calloc(1, sizeof *p);
+	p->first2 = malloc(n * sizeof *p->first2);
+	p->len = malloc(n);
+	p->eog = malloc(n);
+	for (int b = 0; b < 256; b++) p->byte_tok[b] = -1;
+	char buf[256];
+	for (int id = 0; id < n; id++) {
+		int l = llama_token_to_piece(vocab, id, buf, sizeof buf, 0, false);
+		p->eog[id] = llama_vocab_is_eog(vocab, id);
+		if (l < 0) {
+			p->len[id] = 255;
+			p->first2[id] = 0;
+			continue;
+		}
+		p->len[id] = l > 2 ? 2 : l;
+		p->first2[id] = (l >= 1 ? (unsigned char)buf[0] << 8 : 0) | (l >= 2 ? (unsigned char)buf[1] : 0);
+		if (l == 1 && p->byte_tok[(unsigned char)buf[0]] < 0) p->byte_tok[(unsigned char)buf[0]] = id;
+	}
+	return p;
+}
+
+static void rbee_prefix_free(rbee_prefix *p) {
+	if (!p) return;
+	free(p->first2);
+	free(p->len);
+	free(p->eog);
+	free(p);
+}
+
+static int rbee_grammar_allows(struct llama_sampler *g, llama_token id) {
+	llama_token_data one = { id, 1.0f, 0.0f };
+	llama_token_data_array single = { &one, 1, -1, false };
+	llama_sampler_apply(g, &single);
+	return !isinf(one.logit);
+}
+
+// rbee_prune moves the candidates of d whose first byte, and first two
+// bytes, the grammar allows to its front and returns how many there are.
+// Second bytes are probed (on a copy of the grammar that took the first)
+// only after first bytes that many candidates share, as the space does at
+// the structural points of JSON.
+static size_t rbee_prune(rbee_prefix *p, struct llama_sampler *grammar, llama_token_data *d, size_t n) {
+	for (int b = 0; b < 256; b++) {
+		p->ok1[b] = p->byte_tok[b] < 0 || rbee_grammar_allows(grammar, p->byte_tok[b]);
+	}
+	size_t count[256] = {0};
+	size_t keep = 0;
+	for (size_t i = 0; i < n; i++) {
+		llama_token id = d[i].id;
+		int l = p->len[id];
+		unsigned b0 = p->first2[id] >> 8;
+		if (p->eog[id] || l == 255 || (l >= 1 && p->ok1[b0])) {
+			if (l == 2) count[b0]++;
+			rbee_swap(&d[i], &d[keep++]);
+		}
+	}
+	int any = 0;
+	for (int b = 0; b < 256; b++) {
+		p->deep[b] = p->ok1[b] && count[b] > 256 && p->byte_tok[b] >= 0;
+		if (!p->deep[b]) continue;
+		any = 1;
+		struct llama_sampler *g = llama_sampler_clone(grammar);
+		llama_sampler_accept(g, p->byte_tok[b]);
+		for (int b2 = 0; b2 < 256; b2++) {
+			p->ok2[b][b2] = p->byte_tok[b2] < 0 || rbee_grammar_allows(g, p->byte_tok[b2]);
+		}
+		llama_sampler_free(g);
+	}
+	if (!any) return keep;
+	size_t keep2 = 0;
+	for (size_t i = 0; i < keep; i++) {
+		llama_token id = d[i].id;
+		unsigned b0 = p->first2[id] >> 8, b1 = p->first2[id] & 0xFF;
+		if (p->len[id] != 2 || p->eog[id] || !p->deep[b0] || p->ok2[b0][b1]) rbee_swap(&d[i], &d[keep2++]);
+	}
+	return keep2;
+}
+
 // rbee_sample samples as llama.cpp's common/sampling.cpp does with a
 // grammar: the chain alone first (pre, then pick), then the grammar
 // checks only the chosen token, since a model mostly picks an allowed
 // token. When it refuses, common/sampling.cpp runs the grammar over the
-// whole vocabulary, which on 150k tokens costs more than a decode step;
-// here the grammar runs over the likeliest candidates only, 512 of them,
-// then 8 times more, until some are allowed, and the pick chooses among
-// those. Greedy decoding gets exactly the likeliest allowed token; with a
-// temperature, allowed tokens less likely than all of the examined ones
-// are left out, like a top-k. Only when the chain's own truncation (top-k,
-// top-p, min-p) left nothing allowed does the grammar filter the whole
-// vocabulary first. With a grammar the output also stays valid UTF-8 (u
-// is its state). *dead is set when nothing is allowed at all; then nothing
-// is accepted.
+// whole vocabulary, which on 150k tokens costs more than a decode step.
+// Here the candidates are first pruned to those whose first byte, and
+// first two bytes, the grammar allows (rbee_prefix: a few hundred probes
+// of single-byte tokens), then the grammar runs over the likeliest
+// survivors, 512, then 8 times more, until some are allowed, and the pick
+// chooses among those. Greedy decoding gets exactly the likeliest allowed
+// token; with a temperature, allowed tokens less likely than all the
+// examined ones are left out, like a top-k (at structural points of JSON
+// the survivors are few and all are examined). Only when the chain's own
+// truncation (top-k, top-p, min-p) left nothing allowed does the grammar
+// filter the whole vocabulary first. With a grammar the output also stays
+// valid UTF-8 (u is its state). *dead is set when nothing is allowed at
+// all; then nothing is accepted.
 static llama_token rbee_sample(struct llama_context *ctx, int idx, struct llama_sampler *pre,
 		struct llama_sampler *pick, struct llama_sampler *grammar, const struct llama_vocab *vocab,
-		rbee_utf8 *u, llama_token_data *cur, int n, int *dead) {
+		rbee_prefix **prefix, rbee_utf8 *u, llama_token_data *cur, int n, int *dead) {
 	const float *logits = llama_get_logits_ith(ctx, idx);
 	rbee_fill(cur, logits, n);
 	llama_token_data_array arr = { cur, (size_t)n, -1, false };
@@ -135,7 +233,8 @@ static llama_token rbee_sample(struct llama_context *ctx, int idx, struct llama_
 		arr = (llama_token_data_array){ cur, (size_t)n, -1, false };
 		llama_sampler_apply(pre, &arr);
 		llama_token_data *d = arr.data;
-		size_t size = arr.size, done = 0, k = 512;
+		if (!*prefix) *prefix = rbee_prefix_new(vocab, n);
+		size_t size = rbee_prune(*prefix, grammar, d, arr.size), done = 0, k = 512;
 		int any = 0;
 		while (done < size && !any) {
 			if (k > size - done) k = size - done;
@@ -222,9 +321,10 @@ type sampler struct {
 	grammar *C.struct_llama_sampler // nil without a grammar
 	cur     *C.llama_token_data     // n candidates, reused every token
 	n       int
-	eog     engine.Token // what a dead grammar ends with
-	dead    bool         // the grammar allowed no token: only eog from now on
-	utf8    C.rbee_utf8  // the output's UTF-8 state, under a grammar
+	eog     engine.Token   // what a dead grammar ends with
+	dead    bool           // the grammar allowed no token: only eog from now on
+	utf8    C.rbee_utf8    // the output's UTF-8 state, under a grammar
+	prefix  *C.rbee_prefix // made at the grammar's first refusal
 	vocab   *C.struct_llama_vocab
 	top     int  // TopLogprobs
 	lp      bool // Logprobs
@@ -277,6 +377,7 @@ func (p *sampler) free() {
 	if p.grammar != nil {
 		C.llama_sampler_free(p.grammar)
 	}
+	C.rbee_prefix_free(p.prefix)
 	C.free(unsafe.Pointer(p.cur))
 }
 
@@ -338,7 +439,7 @@ func (s *sequence) sample(idx int) engine.Token {
 		p.logits = append(p.logits[:0], unsafe.Slice((*float32)(unsafe.Pointer(C.llama_get_logits_ith(s.m.ctx, C.int(idx)))), p.n)...)
 	}
 	var dead C.int
-	tok := engine.Token(C.rbee_sample(s.m.ctx, C.int(idx), p.pre, p.pick, p.grammar, p.vocab, &p.utf8, p.cur, C.int(p.n), &dead))
+	tok := engine.Token(C.rbee_sample(s.m.ctx, C.int(idx), p.pre, p.pick, p.grammar, p.vocab, &p.prefix, &p.utf8, p.cur, C.int(p.n), &dead))
 	if dead != 0 {
 		// The grammar allows nothing (the vocabulary cannot write what it
 		// needs): end the generation rather than break the grammar.
