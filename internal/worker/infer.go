@@ -126,7 +126,10 @@ func (s *Server) release() { <-s.slots }
 // the next heartbeat (sent at once) tells the queen, and refuses new
 // requests.
 func (s *Server) failure(err error) error {
+	var se *engine.SamplingError
 	switch {
+	case errors.As(err, &se):
+		return wire.BadRequest("%v", se)
 	case errors.Is(err, engine.ErrContextFull):
 		return wire.Errorf(wire.CodeContextLength, "%v", err)
 	case errors.Is(err, engine.ErrModelFailed):
